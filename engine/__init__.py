@@ -1,0 +1,1 @@
+"""facescope headless engine: detection, alignment, embedding, gallery, metrics. Never imports Qt."""

@@ -1,0 +1,52 @@
+"""ONNX Runtime backend (CPU by default; CUDA EP when asked and available)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from engine.backends.base import BACKENDS
+from engine.errors import ModelError
+
+
+class OrtSession:
+    """One ``onnxruntime.InferenceSession``.
+
+    ``threads`` bounds intra-op parallelism (0 = ORT's default, all cores). Inter-op stays at 1:
+    these graphs are chains, so a second pool only adds contention with the capture thread.
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
+        if not Path(path).is_file():
+            raise ModelError(f"model file not found: {path}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: ORT's warnings about initializers are noise here
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise ModelError(f"ONNX Runtime providers not available: {missing} (available: {available})")
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=list(providers))
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+            raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from None
+        self.path = Path(path)
+        self.providers = tuple(self._session.get_providers())
+        self.input_names = tuple(i.name for i in self._session.get_inputs())
+        self.output_names = tuple(o.name for o in self._session.get_outputs())
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._session.run(list(self.output_names), inputs)
+        return dict(zip(self.output_names, outputs))
+
+
+@BACKENDS.register("onnxruntime")
+def _create(path: Path, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> OrtSession:
+    return OrtSession(path, threads=threads, providers=providers)

@@ -1,0 +1,1 @@
+"""Micro-benchmarks behind `facescope bench` (each returns one JSON-able dict)."""

@@ -1,0 +1,61 @@
+"""Options shared by several commands and the objects they build."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.config import DetectorConfig, EmbedderConfig, MatchConfig, RuntimeConfig
+
+
+def _size(text: str) -> tuple[int, int] | None:
+    if text in ("native", "auto"):
+        return None
+    try:
+        w, _, h = text.lower().partition("x")
+        return int(w), int(h or w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH (e.g. 640x640) or 'native', got {text!r}") from None
+
+
+def add_model_args(p: argparse.ArgumentParser, det_size: str = "native") -> None:
+    g = p.add_argument_group("models")
+    g.add_argument("--detector", default="yunet", help="detector name (default: yunet)")
+    g.add_argument("--det-size", type=_size, default=_size(det_size), metavar="WxH",
+                   help=f"detector input size, or 'native' = the image's own size (default: {det_size})")
+    g.add_argument("--det-threshold", type=float, default=None, help="detector score threshold (default: model card)")
+    g.add_argument("--min-face", type=float, default=0.0, help="ignore faces smaller than this many pixels")
+    g.add_argument("--embedder", default="sface", help="embedder name or path to a model card (default: sface)")
+    g.add_argument("--flip", action="store_true", help="average embeddings of the face and its mirror image")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads per model (0 = all cores)")
+    g.add_argument("--backend", default="onnxruntime", help="inference backend (default: onnxruntime)")
+
+
+def add_threshold_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threshold", type=float, default=None,
+                   help="cosine similarity below which a face is 'unknown' (default: the embedder's model card)")
+
+
+def configs(args: argparse.Namespace) -> dict:
+    return dict(
+        detector=DetectorConfig(name=args.detector, input_size=args.det_size, score_threshold=args.det_threshold,
+                                min_face_size=args.min_face),
+        embedder=EmbedderConfig(name=args.embedder, flip=args.flip),
+        runtime=RuntimeConfig(backend=args.backend, threads=args.threads),
+        match=MatchConfig(threshold=getattr(args, "threshold", None)),
+    )
+
+
+def build_recognizer(args: argparse.Namespace):
+    from engine.recognizer import Recognizer
+
+    return Recognizer.create(**configs(args))
+
+
+def write_json(path: str | Path | None, payload: dict) -> None:
+    """Write one JSON object (the machine-readable result of an eval/bench command)."""
+    if path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")

@@ -1,0 +1,101 @@
+"""``facescope enroll`` and ``facescope identify``: still images against a gallery."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from engine.cli.common import add_model_args, add_threshold_arg, build_recognizer, write_json
+from engine.errors import FacescopeError, ImageError, NoFaceError
+from engine.imageio import read_image
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("enroll", help="add a person's face(s) to a gallery from images",
+                       description="Enrol the largest face of each IMAGE as NAME. All-or-nothing: if any image "
+                                   "is unreadable or has no face, nothing is enrolled (unless --skip-bad).")
+    p.add_argument("--gallery", required=True, help="gallery file (created if missing)")
+    p.add_argument("--name", required=True, help="person's name (created if new)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--skip-bad", action="store_true", help="enrol the good images and report the bad ones")
+    add_model_args(p)
+    p.set_defaults(func=run_enroll)
+
+    q = sub.add_parser("identify", help="identify every face in images against a gallery")
+    q.add_argument("--gallery", required=True, help="gallery file")
+    q.add_argument("images", nargs="+", metavar="IMAGE")
+    q.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images here")
+    q.add_argument("--json", metavar="PATH", help="write the results as one JSON object")
+    add_threshold_arg(q)
+    add_model_args(q)
+    q.set_defaults(func=run_identify)
+
+
+def open_gallery(path: str, embedder, create: bool):
+    from engine.gallery import Gallery
+
+    if not create and not Path(path).is_file():
+        raise FacescopeError(f"gallery {path} does not exist (enrol someone first: facescope enroll --gallery {path} ...)")
+    return Gallery.open(path, embedder.id, embedder.dim, create=create)
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    rec = build_recognizer(args)
+    embeddings, crops, qualities, sources, problems = [], [], [], [], []
+    for path in tqdm(args.images, desc="detecting", unit="img", disable=len(args.images) < 5):
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            problems.append(str(exc))
+            continue
+        faces = rec.largest(image)
+        if len(faces) == 0:
+            problems.append(f"{path}: no face found")
+            continue
+        embeddings.append(faces.embeddings[0])
+        crops.append(rec.embedder.aligned_crops(image, faces.keypoints)[0])
+        qualities.append(float(faces.scores[0]))
+        sources.append(str(Path(path).resolve()))
+    if problems and (not args.skip_bad or not embeddings):
+        hint = "" if args.skip_bad else "; use --skip-bad to enrol the other images"
+        raise NoFaceError("nothing enrolled: " + "; ".join(problems) + hint)
+    with open_gallery(args.gallery, rec.embedder, create=True) as gallery:
+        ids = gallery.enroll(args.name, np.stack(embeddings), crops=crops, qualities=np.array(qualities), sources=sources)
+    for problem in problems:
+        print(f"skipped: {problem}")
+    print(f"enrolled {len(ids)} face(s) of {args.name!r} into {args.gallery}")
+    return 0
+
+
+def run_identify(args: argparse.Namespace) -> int:
+    rec = build_recognizer(args)
+    results, errors = [], 0
+    with open_gallery(args.gallery, rec.embedder, create=False) as gallery:
+        for path in args.images:
+            try:
+                image = read_image(path)
+            except ImageError as exc:
+                print(f"error: {exc}")
+                errors += 1
+                continue
+            faces = rec.identify(image, gallery.index)
+            if len(faces) == 0:
+                print(f"{path}: no face found")
+            for i in range(len(faces)):
+                box = [round(float(v), 1) for v in faces.boxes[i]]
+                name = faces.names[i] or "unknown"
+                sim = float(faces.similarities[i])
+                print(f"{path}: {name} (similarity {sim:.3f}) box={box}")
+                results.append({"image": str(path), "name": faces.names[i], "similarity": sim, "box": box,
+                                "score": float(faces.scores[i])})
+            if args.annotate:
+                from engine.draw import draw_faces
+
+                out = Path(args.annotate) / Path(path).name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(out.with_suffix(".jpg")), draw_faces(image, faces))
+    write_json(args.json, {"threshold": rec.threshold, "faces": results, "errors": errors})
+    return 1 if errors else 0

@@ -1,0 +1,47 @@
+"""``facescope`` entry point: argparse with one module per command family.
+
+Expected failures (bad images, wrong model files, unknown persons, ...) print one line
+``facescope: error: ...`` and exit 2; unexpected ones keep their traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, models_cmd
+from engine.errors import FacescopeError
+
+COMMANDS = (demo_cmd, enroll_cmd, eval_cmd, bench_cmd, models_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facescope",
+        description="Real-time face recognition: enrol faces, identify them, evaluate and benchmark the models.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FacescopeError as exc:
+        print(f"facescope: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as exc:
+        # Library validation errors carry user-facing messages too (invalid config, unknown person).
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"facescope: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facescope: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Typed configuration with defaults. Invalid values raise ValueError; nothing is silently fixed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Which inference backend runs the models and with how many CPU threads (0 = all cores)."""
+
+    backend: str = "onnxruntime"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Detector settings.
+
+    ``input_size`` (width, height): frames are letterboxed (aspect kept, padded right/bottom)
+    to this size; None runs at the frame's own size padded to the model's stride, which is
+    most accurate for small images and slowest for large ones (frames whose longer side
+exceeds ``max_side`` are then downscaled to it). Thresholds default to the
+    model card's (None). ``min_face_size`` is in source pixels (shorter box side).
+    """
+
+    name: str = "yunet"
+    input_size: tuple[int, int] | None = (640, 640)
+    score_threshold: float | None = None
+    nms_threshold: float | None = None
+    min_face_size: float = 0.0
+    top_k: int = 5000
+    max_side: int = 1920
+
+
+    def __post_init__(self) -> None:
+        if self.input_size is not None:
+            _check(len(self.input_size) == 2 and all(int(v) == v and 32 <= v <= 4096 for v in self.input_size),
+                   f"detector input_size must be two integers in [32, 4096], got {self.input_size}")
+        for key in ("score_threshold", "nms_threshold"):
+            value = getattr(self, key)
+            _check(value is None or 0.0 <= value <= 1.0, f"{key} must be in [0, 1], got {value}")
+        _check(self.min_face_size >= 0, f"min_face_size must be >= 0, got {self.min_face_size}")
+        _check(self.top_k > 0, f"top_k must be > 0, got {self.top_k}")
+        _check(self.max_side >= 32, f"max_side must be >= 32, got {self.max_side}")
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Embedder settings. ``flip`` averages the embedding of the face and its mirror image
+    (2x the cost; measured no gain for SFace on LFW, so off by default)."""
+
+    name: str = "sface"
+    batch_size: int = 16
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """``threshold``: cosine similarity below which a face is 'unknown' (None = model card's)."""
+
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.threshold is None or -1.0 <= self.threshold <= 1.0,
+               f"match threshold must be a cosine in [-1, 1], got {self.threshold}")

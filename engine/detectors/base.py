@@ -1,0 +1,80 @@
+"""Detector interface, registry and the geometry shared by detectors (letterbox, NMS)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from engine.config import DetectorConfig, RuntimeConfig
+from engine.records import Faces
+from engine.registry import Registry
+
+
+class Detector(Protocol):
+    """``detector(image (H,W,3) uint8 BGR) -> Faces`` with boxes, scores and keypoints."""
+
+    name: str
+    config: DetectorConfig
+
+    def __call__(self, image: np.ndarray) -> Faces: ...
+
+
+DETECTORS: Registry[Detector] = Registry("detector")
+
+
+def create_detector(name: str = "yunet", config: DetectorConfig | None = None,
+                    runtime: RuntimeConfig | None = None, **kwargs) -> Detector:
+    """The one factory for detectors."""
+    config = config or DetectorConfig(name=name)
+    return DETECTORS.create(name, config=config, runtime=runtime or RuntimeConfig(), **kwargs)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was placed in the network input: ``net = src * scale`` (top-left anchored)."""
+
+    scale: float
+    net_width: int
+    net_height: int
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int] | None, divisor: int,
+              max_side: int | None = None) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping aspect ratio into ``size`` (w, h) and pad right/bottom with zeros.
+
+    ``size=None`` keeps the image's own scale and pads up to a multiple of ``divisor``
+    (what OpenCV's FaceDetectorYN does), first shrinking images whose longer side exceeds
+    ``max_side``. Returns the padded image (h, w, 3) uint8 and the
+    transform needed to map detections back.
+    """
+    h, w = image.shape[:2]
+    if size is None and (max_side is None or max(w, h) <= max_side):
+        scale = 1.0
+        net_w, net_h = -(-w // divisor) * divisor, -(-h // divisor) * divisor
+        resized = image
+    else:
+        if size is None:
+            size = (round(w * max_side / max(w, h)), round(h * max_side / max(w, h)))
+        net_w, net_h = size
+        net_w, net_h = -(-net_w // divisor) * divisor, -(-net_h // divisor) * divisor
+        scale = min(net_w / w, net_h / h)
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else image
+    out = np.zeros((net_h, net_w, 3), np.uint8)
+    out[: resized.shape[0], : resized.shape[1]] = resized
+    return out, Letterbox(scale, net_w, net_h)
+
+
+def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, score_threshold: float, iou_threshold: float, top_k: int) -> np.ndarray:
+    """Greedy NMS via OpenCV's ``cv2.dnn.NMSBoxes`` (the same routine FaceDetectorYN uses).
+
+    Returns kept indices sorted by descending score.
+    """
+    if len(boxes_xyxy) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([boxes_xyxy[:, :2], boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), score_threshold, iou_threshold, top_k=top_k)
+    return np.asarray(keep, dtype=np.int64).reshape(-1)

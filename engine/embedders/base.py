@@ -1,0 +1,37 @@
+"""Embedder interface and registry."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from engine.config import EmbedderConfig, RuntimeConfig
+from engine.records import Faces
+from engine.registry import Registry
+
+
+class Embedder(Protocol):
+    """Maps aligned faces to L2-normalised embeddings.
+
+    ``id`` names the weights (galleries refuse embeddings from another id); ``dim`` is D;
+    ``threshold`` is the card's default cosine threshold.
+    """
+
+    id: str
+    dim: int
+    threshold: float
+
+    def embed_faces(self, image: np.ndarray, faces: Faces) -> Faces: ...
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray: ...
+
+    def aligned_crops(self, image: np.ndarray, keypoints: np.ndarray) -> np.ndarray: ...
+
+
+EMBEDDERS: Registry[Embedder] = Registry("embedder")
+
+
+def create_embedder(name: str = "sface", config: EmbedderConfig | None = None,
+                    runtime: RuntimeConfig | None = None, **kwargs) -> Embedder:
+    """The one factory for embedders. ``name`` is a registered name, or "onnx" with ``card=PATH``."""
+    return EMBEDDERS.create(name, config=config or EmbedderConfig(name=name), runtime=runtime or RuntimeConfig(), **kwargs)

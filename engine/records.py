@@ -1,0 +1,113 @@
+"""Typed records that cross stage boundaries.
+
+``Faces`` holds N faces of one frame as parallel numpy arrays. Stages never mutate a
+``Faces``; they return a new one via :meth:`Faces.replace`, which re-validates shapes.
+Coordinates are pixels of the source frame (x right, y down); boxes are ``x1, y1, x2, y2``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+UNKNOWN = -1  # identity id of a face that matched nobody (or was not matched yet)
+
+
+def _as(a: Any, dtype: Any, shape_tail: tuple[int, ...], name: str, n: int | None) -> np.ndarray:
+    arr = np.ascontiguousarray(a, dtype=dtype)
+    if arr.ndim != 1 + len(shape_tail) or arr.shape[1:] != shape_tail:
+        raise ValueError(f"Faces.{name}: expected shape (N, {', '.join(map(str, shape_tail)) or ''}), got {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"Faces.{name}: has {arr.shape[0]} rows, boxes have {n}")
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces of one frame. Shapes (N faces, K keypoints, D embedding size):
+
+    boxes (N,4) float32 xyxy px · scores (N,) float32 in [0,1] · keypoints (N,K,2) float32 px
+    or None · track_ids (N,) int64 (-1 = untracked) · embeddings (N,D) float32 L2-normalised
+    or None · identities (N,) int64 person id (-1 = unknown) · names tuple of N str|None ·
+    similarities (N,) float32 cosine of the best gallery match (NaN = not matched).
+    Arrays are made read-only so that a stage cannot change another stage's input.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    identities: np.ndarray | None = None
+    names: tuple[str | None, ...] | None = None
+    similarities: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4) if np.size(self.boxes) == 0 else self.boxes
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        set_("boxes", _as(boxes, np.float32, (4,), "boxes", None))
+        n = len(self.boxes)
+        if not np.all(np.isfinite(self.boxes)):
+            raise ValueError("Faces.boxes: contains NaN or inf")
+        set_("scores", _as(self.scores, np.float32, (), "scores", n))
+        if self.keypoints is not None:
+            kps = np.asarray(self.keypoints, dtype=np.float32)
+            if kps.ndim != 3 or kps.shape[0] != n or kps.shape[2] != 2:
+                raise ValueError(f"Faces.keypoints: expected shape ({n}, K, 2), got {kps.shape}")
+            set_("keypoints", _as(kps, np.float32, kps.shape[1:], "keypoints", n))
+        set_("track_ids", _as(np.full(n, -1) if self.track_ids is None else self.track_ids, np.int64, (), "track_ids", n))
+        if self.embeddings is not None:
+            emb = np.asarray(self.embeddings, dtype=np.float32)
+            if emb.ndim != 2 or emb.shape[0] != n:
+                raise ValueError(f"Faces.embeddings: expected shape ({n}, D), got {emb.shape}")
+            set_("embeddings", _as(emb, np.float32, emb.shape[1:], "embeddings", n))
+        ids = np.full(n, UNKNOWN) if self.identities is None else self.identities
+        set_("identities", _as(ids, np.int64, (), "identities", n))
+        names = (None,) * n if self.names is None else tuple(self.names)
+        if len(names) != n:
+            raise ValueError(f"Faces.names: has {len(names)} entries, boxes have {n}")
+        set_("names", names)
+        sims = np.full(n, np.nan) if self.similarities is None else self.similarities
+        set_("similarities", _as(sims, np.float32, (), "similarities", n))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls, keypoints: int = 0) -> Faces:
+        kps = np.zeros((0, keypoints, 2), np.float32) if keypoints else None
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), kps)
+
+    def replace(self, **changes: Any) -> Faces:
+        """A validated copy with some fields changed."""
+        return replace(self, **changes)
+
+    def select(self, index: Any) -> Faces:
+        """Faces at ``index`` (int array, slice or boolean mask), all fields kept parallel."""
+        idx = np.arange(len(self))[index].reshape(-1)
+        kw = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "meta":
+                kw["meta"] = dict(value)
+            elif f.name == "names":
+                kw["names"] = tuple(value[i] for i in idx)
+            elif value is not None:
+                kw[f.name] = value[idx]
+            else:
+                kw[f.name] = None
+        return Faces(**kw)
+
+    @property
+    def areas(self) -> np.ndarray:
+        wh = np.clip(self.boxes[:, 2:] - self.boxes[:, :2], 0, None)
+        return wh[:, 0] * wh[:, 1]
+
+    def largest(self) -> int:
+        """Index of the largest face; ValueError when there is none."""
+        if len(self) == 0:
+            raise ValueError("no faces")
+        return int(np.argmax(self.areas))

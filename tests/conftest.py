@@ -1,0 +1,28 @@
+"""Shared fixtures: locating ../shared (real data) and skipping cleanly without it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACESCOPE_SHARED", REPO.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path inside ../shared, or skip the calling test with a clear message when absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs real data at {path} (../shared is absent in a user's clone)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    return shared_path("data", "lfw")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return shared_path()

@@ -1,0 +1,126 @@
+"""Every CLI command, run for real in a child process on real files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, shared_path
+
+
+def facescope(*args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "engine.cli.main", *map(str, args)], cwd=REPO,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"facescope {' '.join(map(str, args))} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def lfw():
+    return shared_path("data", "lfw", "lfw-deepfunneled")
+
+
+def test_help_for_every_command():
+    for cmd in ([], ["enroll"], ["identify"], ["gallery"], ["eval", "lfw"], ["eval", "ident"], ["calibrate"],
+                ["bench", "warp"], ["bench", "search"], ["models"], ["demo"]):
+        out = facescope(*cmd, "--help")
+        assert "usage: facescope" in out.stdout
+
+
+def test_models_verify():
+    out = facescope("models", "--verify").stdout
+    assert "yunet" in out and "sface" in out and out.count("[sha256 ok]") >= 2
+
+
+def test_enroll_identify_and_refusals(tmp_path, lfw):
+    db = tmp_path / "g.db"
+    aaron = sorted((lfw / "Aaron_Peirsol").glob("*.jpg"))
+    out = facescope("enroll", "--gallery", db, "--name", "Aaron Peirsol", *aaron[:2]).stdout
+    assert "enrolled 2 face(s)" in out
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 90, np.uint8))
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    before = db.read_bytes()
+    bad = facescope("enroll", "--gallery", db, "--name", "Other", aaron[2], blank, corrupt, check=False)
+    assert bad.returncode == 2
+    assert "blank.png: no face found" in bad.stderr and "corrupt.jpg" in bad.stderr and "nothing enrolled" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    listing = facescope("gallery", "list", "--gallery", db).stdout
+    assert "Other" not in listing and "Aaron Peirsol" in listing
+    skipped = facescope("enroll", "--gallery", db, "--name", "Aaron Peirsol", aaron[2], blank, "--skip-bad").stdout
+    assert "skipped" in skipped and "enrolled 1 face(s)" in skipped
+
+    res = tmp_path / "ident.json"
+    other = sorted((lfw / "Abdullah_Gul").glob("*.jpg"))[0]
+    out = facescope("identify", "--gallery", db, aaron[3], other, "--json", res, "--annotate", tmp_path / "ann").stdout
+    data = json.loads(res.read_text())
+    names = {Path(f["image"]).name: f["name"] for f in data["faces"]}
+    assert names[aaron[3].name] == "Aaron Peirsol"
+    assert names[other.name] is None and "unknown" in out
+    assert len(list((tmp_path / "ann").glob("*.jpg"))) == 2
+    del before
+
+
+def test_identify_without_gallery_is_a_clear_error(tmp_path, lfw):
+    out = facescope("identify", "--gallery", tmp_path / "none.db", next(lfw.glob("*/*.jpg")), check=False)
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_eval_lfw_smoke(tmp_path):
+    data = shared_path("data", "lfw")
+    js, roc = tmp_path / "lfw.json", tmp_path / "roc.png"
+    out = facescope("eval", "lfw", "--data", data, "--limit", "4", "--json", js, "--roc", roc).stdout
+    result = json.loads(js.read_text())
+    assert result["pairs"] == 80 and 0.5 < result["accuracy"] <= 1.0
+    assert {"accuracy", "accuracy_std", "tar_at_far_1e-3", "pairs"} <= set(result)
+    assert roc.stat().st_size > 1000 and "LFW 10-fold accuracy" in out
+
+
+def test_eval_ident_smoke(tmp_path):
+    js = tmp_path / "ident.json"
+    out = facescope("eval", "ident", "--data", shared_path("data", "lfw"), "--max-identities", "15",
+                    "--max-impostors", "15", "--json", js).stdout
+    result = json.loads(js.read_text())
+    assert set(result["tpr_at_fpr"]) == {"0.5", "0.2", "0.1", "0.05", "0.01"}
+    assert result["rank1"] > 0.8 and "rank-1" in out
+
+
+def test_calibrate_smoke(tmp_path):
+    js = tmp_path / "cal.json"
+    facescope("calibrate", "--data", shared_path("data", "lfw"), "--limit", "3", "--far", "0.01", "--json", js)
+    result = json.loads(js.read_text())
+    assert result["far_measured"] <= 0.01 and -1 <= result["threshold"] <= 1 and result["impostor_pairs"] > 1000
+
+
+def test_bench_commands(tmp_path):
+    w, s = tmp_path / "w.json", tmp_path / "s.json"
+    facescope("bench", "warp", "--batch", "4", "--repeats", "5", "--json", w)
+    assert json.loads(w.read_text())["speedup"] > 0
+    facescope("bench", "search", "--size", "3000", "--queries", "20", "--json", s)
+    result = json.loads(s.read_text())
+    assert result["gallery_size"] == 3000 and result["ms_per_query"] > 0
+
+
+def test_demo_writes_annotated_video(tmp_path):
+    out = facescope("demo", "--frames", "12", "--out", tmp_path).stdout
+    assert "enrolled 'Megamind'" in out and "identified" in out
+    cap = cv2.VideoCapture(str(tmp_path / "demo_annotated.mp4"))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    assert frames == 12
+    again = facescope("demo", "--frames", "5", "--out", tmp_path).stdout  # reuses the gallery
+    assert "enrolled" not in again
+
+
+def test_demo_bad_source(tmp_path):
+    out = facescope("demo", "--source", tmp_path / "missing.mp4", "--out", tmp_path, check=False)
+    assert out.returncode == 2 and "cannot open video" in out.stderr
