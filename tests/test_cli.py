@@ -111,7 +111,7 @@ def test_bench_commands(tmp_path):
 
 def test_demo_writes_annotated_video(tmp_path):
     out = facescope("demo", "--frames", "12", "--out", tmp_path).stdout
-    assert "enrolled 'Megamind'" in out and "identified" in out
+    assert "enrolled 'Roxanne'" in out and "enrolled 'Bernard'" in out and "identified" in out
     cap = cv2.VideoCapture(str(tmp_path / "demo_annotated.mp4"))
     frames = 0
     while cap.read()[0]:
@@ -121,6 +121,66 @@ def test_demo_writes_annotated_video(tmp_path):
     assert "enrolled" not in again
 
 
+def test_demo_on_another_source_enrols_first_face(tmp_path):
+    clip = tmp_path / "clip.avi"
+    cap = cv2.VideoCapture(str(REPO / "resources" / "demo" / "megamind.avi"))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 24, (720, 528))
+    for _ in range(20):
+        writer.write(cap.read()[1])
+    writer.release()
+    out = facescope("demo", "--source", clip, "--name", "First", "--out", tmp_path / "o").stdout
+    assert "enrolled 'First'" in out and "20 frames" in out
+
+
 def test_demo_bad_source(tmp_path):
     out = facescope("demo", "--source", tmp_path / "missing.mp4", "--out", tmp_path, check=False)
     assert out.returncode == 2 and "cannot open video" in out.stderr
+
+
+def test_gallery_management_commands(tmp_path, lfw):
+    import shutil
+
+    from engine.gallery import Gallery
+    from engine.models import find_card
+
+    db = tmp_path / "g.db"
+    for name in ("Abdullah_Gul", "Adam_Sandler", "Alejandro_Toledo"):
+        facescope("enroll", "--gallery", db, "--name", name.replace("_", " "), *sorted((lfw / name).glob("*.jpg"))[:2])
+    listing = facescope("gallery", "list", "--gallery", db).stdout
+    assert "3 persons, 6 faces" in listing and "Adam Sandler" in listing
+    faces = facescope("gallery", "list", "--gallery", db, "--faces", "--search", "gul").stdout
+    assert faces.count("Abdullah Gul") == 2 and "Sandler" not in faces
+
+    facescope("gallery", "rename", "--gallery", db, "Adam Sandler", "Adam S.")
+    clash = facescope("gallery", "rename", "--gallery", db, "Adam S.", "abdullah gul", check=False)
+    assert clash.returncode == 2 and "Traceback" not in clash.stderr
+    facescope("gallery", "merge", "--gallery", db, "Adam S.", "Alejandro Toledo")
+    meta = Gallery.inspect(db)
+    assert (meta.persons, meta.faces) == (2, 6)
+
+    exported = tmp_path / "export.db"
+    facescope("gallery", "export", "--gallery", db, exported)
+    with Gallery.open_for_reembed(db) as g:
+        face_id = g.faces("Abdullah Gul")[0].id
+    facescope("gallery", "delete", "--gallery", db, "--face", face_id)
+    facescope("gallery", "delete", "--gallery", db, "Alejandro Toledo")
+    assert (Gallery.inspect(db).persons, Gallery.inspect(db).faces) == (1, 1)
+    missing = facescope("gallery", "delete", "--gallery", db, "Nobody", check=False)
+    assert missing.returncode == 2 and "Nobody" in missing.stderr
+
+    facescope("gallery", "import", "--gallery", db, exported, "--replace")
+    assert (Gallery.inspect(db).persons, Gallery.inspect(db).faces) == (2, 6)
+
+    # Re-embedding: a second card for the same weights stands in for "another embedder".
+    other = tmp_path / "sface-copy"
+    shutil.copytree(find_card("sface").directory, other)
+    card = json.loads((other / "card.json").read_text())
+    (other / "card.json").write_text(json.dumps(dict(card, name="sface-copy")))
+    out = facescope("gallery", "reembed", "--gallery", db, "--embedder", other / "card.json").stdout
+    assert "re-embedded 6 face(s)" in out
+    assert Gallery.inspect(db).embedder_id.startswith("sface-copy@")
+    refused = facescope("identify", "--gallery", db, sorted((lfw / "Abdullah_Gul").glob("*.jpg"))[3], check=False)
+    assert refused.returncode == 2 and "reembed" in refused.stderr
+    ok = facescope("identify", "--gallery", db, "--embedder", other / "card.json",
+                   sorted((lfw / "Abdullah_Gul").glob("*.jpg"))[3]).stdout
+    assert "Abdullah Gul" in ok

@@ -1,16 +1,19 @@
 """``facescope demo``: recognise faces in the shipped demo video and write an annotated copy.
 
-A first run builds a gallery by enrolling the first clearly visible face as ``--name``;
-later runs reuse it. This is the README's "run the app" command until the desktop window
+A first run builds the demo gallery: for the shipped clip from the frames listed in
+``resources/demo/megamind_enrol.json`` (several views per character); for another
+``--source``, the first clearly visible face is enrolled as ``--name``. Later runs reuse it. This is the README's "run the app" command until the desktop window
 exists; the real-time pipeline with tracking is ``facescope run`` (milestone P2).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_recognizer
@@ -19,7 +22,9 @@ from engine.draw import draw_faces
 from engine.errors import FacescopeError
 from engine.recognizer import match_faces
 
-DEMO_VIDEO = Path(__file__).resolve().parents[2] / "resources" / "demo" / "megamind.avi"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
+DEMO_VIDEO = DEMO_DIR / "megamind.avi"
+DEMO_MANIFEST = DEMO_DIR / "megamind_enrol.json"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default=str(DEMO_VIDEO), help="video file (default: the shipped demo clip)")
     p.add_argument("--out", default="facescope-demo", help="output folder (default: ./facescope-demo)")
     p.add_argument("--gallery", help="gallery file (default: OUT/demo_gallery.db)")
-    p.add_argument("--name", default="Megamind", help="who to enrol when the gallery is empty")
+    p.add_argument("--name", default="Person 1", help="who to enrol from another --source when the gallery is empty")
     p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0 = all)")
     add_threshold_arg(p)
     add_model_args(p, det_size="640x640")
@@ -49,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     frames = faces_seen = named = 0
     t0 = time.perf_counter()
     with open_gallery(gallery_path, rec.embedder, create=True) as gallery:
+        if not gallery.persons() and Path(args.source).resolve() == DEMO_VIDEO:
+            enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
         limit = args.frames or total
         for _ in tqdm(range(limit) if limit else iter(int, 1), desc="demo", unit="frame"):
             ok, frame = cap.read()
@@ -81,4 +88,33 @@ def run(args: argparse.Namespace) -> int:
           f"{named} identified ({100.0 * named / max(faces_seen, 1):.1f} %)")
     print(f"annotated video: {out_video}")
     return 0
+
+
+def enrol_from_manifest(rec, gallery, manifest: Path) -> None:
+    """Enrol the largest face of each frame listed in the demo manifest."""
+    spec = json.loads(manifest.read_text())
+    cap = cv2.VideoCapture(str(manifest.parent / spec["source"]))
+    frames = {}
+    index = 0
+    wanted = {f for person in spec["enrol"] for f in person["frames"]}
+    while wanted - frames.keys():
+        ok, frame = cap.read()
+        if not ok:
+            raise FacescopeError(f"demo manifest {manifest} lists frames past the end of the clip")
+        if index in wanted:
+            frames[index] = frame
+        index += 1
+    cap.release()
+    for person in spec["enrol"]:
+        embeddings, crops, scores = [], [], []
+        for f in person["frames"]:
+            faces = rec.largest(frames[f])
+            if len(faces) == 0:
+                raise FacescopeError(f"demo manifest: no face in frame {f} of {spec['source']}")
+            embeddings.append(faces.embeddings[0])
+            crops.append(rec.embedder.aligned_crops(frames[f], faces.keypoints)[0])
+            scores.append(float(faces.scores[0]))
+        gallery.enroll(person["name"], np.stack(embeddings), crops=crops, qualities=np.array(scores),
+                       sources=[f"{spec['source']}#frame{f}" for f in person["frames"]])
+        print(f"enrolled {person['name']!r} from frames {person['frames']}")
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, models_cmd
+from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, models_cmd
 from engine.errors import FacescopeError
 
-COMMANDS = (demo_cmd, enroll_cmd, eval_cmd, bench_cmd, models_cmd)
+COMMANDS = (demo_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, models_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,290 @@
+"""Fused face warping: bilinear affine warp + colour order + normalisation + HWC->CHW.
+
+`warp_to_tensor` writes a batch of aligned faces straight into an embedder's (N, 3, h, w)
+float32 input in one parallel Numba pass over the N*h output rows, instead of N
+cv2.warpAffine calls plus full-size numpy passes (flip, cast, normalise, transpose).
+
+Semantics are cv2.warpAffine(..., INTER_LINEAR, BORDER_CONSTANT, 0): M is inverted in
+float64 (cv2.invertAffineTransform's formula) and cast to float32; destination pixel (x, y)
+samples the source at (m0*x + (m1*y + m2), m3*x + (m4*y + m5)); bilinear taps outside the
+image count as 0. The arithmetic mirrors OpenCV >= 4.11's float kernels (float32
+coordinates, FMA lerps, round half to even), so crops equal OpenCV 5.0's on x86 bit for
+bit except ~1e-7 of pixels off by 1 (OpenCV's scalar tail columns round differently).
+Older OpenCV (fixed-point INTER_TAB weights) differs by <= 3 levels on a few % of pixels.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .template import _parse_size
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):
+    """a*b + c in float32 with one rounding (llvm.fma), as OpenCV's v_fma. fastmath=False
+    never contracts a*b + c by itself; without hardware FMA LLVM calls fmaf (same bits)."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f32 = ir.FloatType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f32], ir.FunctionType(f32, [f32] * 3))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _load_u64(typingctx, arr, idx):
+    """Bytes idx..idx+7 of a 1-D uint8 array as one unaligned little-endian (x86/ARM) load:
+    both horizontal taps of a BGR pixel pair at once. Caller ensures idx + 8 <= arr.size."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and arr.ndim == 1):
+        return None
+    sig = types.uint64(arr, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.pointer_add(builder, ary.data, args[1], ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+
+    return sig, codegen
+
+
+# Rows per prange chunk share one set of scratch buffers; 64 chunks keep both cores busy
+# even when some rows take the slower border path.
+_CHUNKS = 64
+
+
+# inline="always" inlines in Numba IR so LLVM sees one loop nest; as plain calls these were
+# opaque per-pixel function-pointer calls costing ~5x in runtime.
+@njit(cache=True, fastmath=False, inline="always")
+def _gather_row(flat, height, width, minv, n, y, w, ofs, ax, ay, g0, g1):
+    """Fetch the bilinear taps of output row y of face n.
+
+    flat: (H*W*3,) uint8 image; minv: (N, 6) float32 inverse matrices. Fills ax, ay (w,)
+    float32 fractions and g0 / g1 (w,) uint64 holding the 6 bytes (B, G, R of the left tap,
+    then of the right tap; byte k at bits 8k) of the top / bottom tap row, 0 outside the
+    image. Only this gather is non-contiguous, so `_lerp` loops vectorise (AVX2/AVX-512).
+    """
+    yf = np.float32(y)
+    m0, m3 = minv[n, 0], minv[n, 3]
+    row_x = yf * minv[n, 1] + minv[n, 2]  # two float32 roundings, exactly as OpenCV
+    row_y = yf * minv[n, 4] + minv[n, 5]
+    end_x = _fma32(m0, np.float32(w - 1), row_x)
+    end_y = _fma32(m3, np.float32(w - 1), row_y)
+    stride = width * 3
+    # The source position is correctly rounded, hence monotone in x: if both row ends keep
+    # every tap inside, all pixels between do. Requiring the bottom tap row to be above the
+    # image's last row keeps the 8-byte loads (2 spare bytes) inside the buffer.
+    interior = (min(row_x, end_x) >= 0.0 and max(row_x, end_x) < np.float32(width - 1)
+                and min(row_y, end_y) >= 0.0 and max(row_y, end_y) < np.float32(height - 2))
+    for x in range(w):  # branch-free, vectorised
+        sx = _fma32(m0, np.float32(x), row_x)
+        sy = _fma32(m3, np.float32(x), row_y)
+        fx, fy = np.floor(sx), np.floor(sy)
+        ax[x] = sx - fx  # exact in float32: sx and fx are close
+        ay[x] = sy - fy
+        if interior:
+            ofs[x] = int(fy) * stride + int(fx) * 3
+    if interior:
+        for x in range(w):
+            g0[x] = _load_u64(flat, np.uint64(ofs[x]))
+            g1[x] = _load_u64(flat, np.uint64(ofs[x] + stride))
+        return
+    for x in range(w):  # border row: per-pixel bounds checks
+        sx = _fma32(m0, np.float32(x), row_x)
+        sy = _fma32(m3, np.float32(x), row_y)
+        a = b = np.uint64(0)
+        if 0 <= sx < np.float32(width - 1) and 0 <= sy < np.float32(height - 2):
+            o = int(np.floor(sy)) * stride + int(np.floor(sx)) * 3
+            a = _load_u64(flat, np.uint64(o))
+            b = _load_u64(flat, np.uint64(o + stride))
+        elif -1 <= sx < np.float32(width) and -1 <= sy < np.float32(height):  # int() safe
+            ix, iy = int(np.floor(sx)), int(np.floor(sy))
+            for k in range(6):
+                ok_x = ix >= 0 if k < 3 else ix + 1 < width
+                o = iy * stride + ix * 3 + k
+                if ok_x and iy >= 0:
+                    a |= np.uint64(flat[o]) << np.uint64(8 * k)
+                if ok_x and iy + 1 < height:
+                    b |= np.uint64(flat[o + stride]) << np.uint64(8 * k)
+        g0[x] = a
+        g1[x] = b
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _lerp(g0, g1, ax, ay, c, x):
+    """Unrounded float32 bilinear value of source channel c at pixel x, in OpenCV's order:
+    lerp along x on both tap rows with FMA, then along y with FMA."""
+    s0, s1 = np.uint64(8 * c), np.uint64(8 * c + 24)
+    p00, p01 = np.float32(np.uint8(g0[x] >> s0)), np.float32(np.uint8(g0[x] >> s1))
+    p10, p11 = np.float32(np.uint8(g1[x] >> s0)), np.float32(np.uint8(g1[x] >> s1))
+    top = _fma32(ax[x], p01 - p00, p00)
+    bot = _fma32(ax[x], p11 - p10, p10)
+    return _fma32(ay[x], bot - top, top)
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _warp_kernel(img, minv, mean, std, rgb, tensor, crops):
+    """Warp every (face, row) in parallel into exactly one non-empty output.
+
+    tensor (N, 3, h, w) float32 gets (round(sample) - mean[c]) / std[c], channels reversed
+    when rgb; crops (N, h, w, 3) uint8 gets round(sample) in BGR. One kernel serves both so
+    the sampling code exists, and is JIT-compiled, once; the unused output is passed empty.
+    """
+    as_tensor = tensor.shape[0] > 0
+    n_faces = tensor.shape[0] if as_tensor else crops.shape[0]
+    h = tensor.shape[2] if as_tensor else crops.shape[1]
+    w = tensor.shape[3] if as_tensor else crops.shape[2]
+    height, width = img.shape[0], img.shape[1]
+    flat = img.reshape(-1)
+    n_rows = n_faces * h
+    n_chunks = min(n_rows, _CHUNKS)
+    for ch in prange(n_chunks):
+        ofs = np.empty(w, np.int64)
+        ax, ay = np.empty(w, np.float32), np.empty(w, np.float32)
+        g0, g1 = np.empty(w, np.uint64), np.empty(w, np.uint64)
+        for r in range(ch * n_rows // n_chunks, (ch + 1) * n_rows // n_chunks):
+            n = r // h
+            y = r - n * h
+            _gather_row(flat, height, width, minv, n, y, w, ofs, ax, ay, g0, g1)
+            for c in range(3):
+                if as_tensor:
+                    sc = 2 - c if rgb else c
+                    mu, sd = mean[c], std[c]
+                    for x in range(w):  # same float32 ops as numpy's (x - mean) / std
+                        tensor[n, c, y, x] = (np.rint(_lerp(g0, g1, ax, ay, sc, x)) - mu) / sd
+                else:
+                    for x in range(w):
+                        crops[n, y, x, c] = np.uint8(np.rint(_lerp(g0, g1, ax, ay, c, x)))
+
+
+@njit(cache=True, fastmath=False)
+def _invert(M):
+    """(N, 2, 3) float64 forward -> (N, 6) float32 inverse, in the float64 operation order of
+    OpenCV's warpAffine; singular M gives zeros, as there. Compiled: numpy took ~16 us."""
+    out = np.empty((M.shape[0], 6), np.float32)
+    for i in range(M.shape[0]):
+        a, b, c, d, e, f = M[i, 0, 0], M[i, 0, 1], M[i, 0, 2], M[i, 1, 0], M[i, 1, 1], M[i, 1, 2]
+        det = a * e - b * d
+        rdet = 1.0 / det if det != 0.0 else 0.0
+        i00, i01, i10, i11 = e * rdet, b * -rdet, d * -rdet, a * rdet
+        out[i, 0], out[i, 1], out[i, 2] = i00, i01, -i00 * c - i01 * f
+        out[i, 3], out[i, 4], out[i, 5] = i10, i11, -i10 * c - i11 * f
+    return out
+
+
+def _prepare(image, M, size, mean=0.0, std=1.0):
+    """Validate the shared arguments -> (image C-contiguous, M float64, w, h, mean, std)."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (H, W, 3) BGR, got dtype {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ValueError(f"image must have shape (H, W, 3) BGR, got {image.shape}")
+    m = np.asarray(M)
+    if m.ndim != 3 or m.shape[1:] != (2, 3):
+        raise ValueError(f"M must have shape (N, 2, 3), got {m.shape}")
+    if not (np.issubdtype(m.dtype, np.floating) or np.issubdtype(m.dtype, np.integer)):
+        raise ValueError(f"M must be a numeric array, got dtype {m.dtype}")
+    m = m.astype(np.float64)
+    if not np.isfinite(m).all():
+        raise ValueError("M contains NaN or infinite values")
+    norm = []
+    for name, val in (("mean", mean), ("std", std)):
+        arr = np.asarray(val, dtype=np.float32)
+        arr = np.full(3, arr, np.float32) if arr.ndim == 0 else arr
+        if arr.shape != (3,) or not np.isfinite(arr).all():
+            raise ValueError(f"{name} must be a finite scalar or 3 values, got {val!r}")
+        norm.append(arr)
+    if not norm[1].all():
+        raise ValueError(f"std must be non-zero, got {std!r}")
+    w, h = _parse_size(size)
+    # ascontiguousarray: no copy for the usual C-contiguous frame.
+    return np.ascontiguousarray(image), m, w, h, norm[0], norm[1]
+
+
+def _check_out(out, want: tuple[int, ...]) -> np.ndarray:
+    """A new float32 array of shape want, or `out` once it is verified to fit."""
+    if out is None:
+        return np.empty(want, dtype=np.float32)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != want:
+        got = (out.dtype, out.shape) if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"out must be a float32 array of shape {want}, got {got}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writeable")
+    return out
+
+
+_NO_TENSOR = np.empty((0, 3, 1, 1), np.float32)
+_NO_CROPS = np.empty((0, 1, 1, 3), np.uint8)
+
+
+def warp_to_tensor(
+    image: np.ndarray,
+    M: np.ndarray,
+    size: tuple[int, int] = (112, 112),
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+    rgb: bool = True,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Warp N faces out of one BGR frame straight into a (N, 3, h, w) float32 tensor.
+
+    image: (H, W, 3) uint8 BGR (a non-contiguous view is copied once). M: (N, 2, 3) forward
+    matrices, image pixels -> crop pixels (e.g. `estimate_transforms`); N may be 0.
+    size: (width, height) like cv2's dsize. mean/std: scalars or 3 values per *output*
+    channel, in the output colour order (RGB when rgb=True); value = (pixel - mean) / std
+    in float32, pixel being the rounded 0..255 warp result, so the result equals
+    `warp_reference` bit for bit. out: optional C-contiguous float32 (N, 3, h, w) buffer
+    to reuse across frames. Returns `out` or a new array.
+    """
+    img, m64, w, h, mean32, std32 = _prepare(image, M, size, mean, std)
+    out = _check_out(out, (m64.shape[0], 3, h, w))
+    if m64.shape[0]:
+        _warp_kernel(img, _invert(m64), mean32, std32, bool(rgb), out, _NO_CROPS)
+    return out
+
+
+def warp_crops(image: np.ndarray, M: np.ndarray, size: tuple[int, int] = (112, 112)) -> np.ndarray:
+    """Aligned BGR uint8 crops (N, h, w, 3) with `warp_to_tensor`'s sampling, i.e. stacked
+    cv2.warpAffine(image, M[i], size, INTER_LINEAR, BORDER_CONSTANT 0); for JPEG storage."""
+    img, m64, w, h, mean32, std32 = _prepare(image, M, size)
+    crops = np.empty((m64.shape[0], h, w, 3), dtype=np.uint8)
+    if m64.shape[0]:
+        _warp_kernel(img, _invert(m64), mean32, std32, False, _NO_TENSOR, crops)
+    return crops
+
+
+def warp_reference(
+    image: np.ndarray,
+    M: np.ndarray,
+    size: tuple[int, int] = (112, 112),
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+    rgb: bool = True,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Baseline with `warp_to_tensor`'s signature: per-face cv2.warpAffine + numpy.
+
+    The readable specification and the benchmark's opponent, tuned rather than a strawman:
+    warps land in one preallocated crop batch, normalisation is two ufuncs over CHW planes.
+    """
+    img, m64, w, h, mean32, std32 = _prepare(image, M, size, mean, std)
+    out = _check_out(out, (m64.shape[0], 3, h, w))
+    crops = np.empty((m64.shape[0], h, w, 3), dtype=np.uint8)
+    for i in range(m64.shape[0]):
+        cv2.warpAffine(img, m64[i], (w, h), dst=crops[i], flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # Broadcasting over contiguous (h, w) planes is ~5x faster in numpy than over a
+    # length-3 last axis (HWC), with identical bits.
+    x = crops.transpose(0, 3, 1, 2)
+    if rgb:
+        x = x[:, ::-1]
+    np.subtract(x, mean32[:, None, None], out=out, dtype=np.float32)
+    np.divide(out, std32[:, None, None], out=out)
+    return out

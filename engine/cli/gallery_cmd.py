@@ -1,0 +1,129 @@
+"""``facescope gallery list|rename|merge|delete|export|import|reembed``: manage a gallery file."""
+from __future__ import annotations
+
+import argparse
+
+from tqdm import tqdm
+
+from engine.cli.common import add_model_args, build_recognizer
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gallery", help="list and edit a gallery: persons, faces, export/import, re-embedding")
+    g = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def action(name: str, help: str, func) -> argparse.ArgumentParser:
+        a = g.add_parser(name, help=help)
+        a.add_argument("--gallery", required=True, help="gallery file")
+        a.set_defaults(func=func)
+        return a
+
+    a = action("list", "persons with face counts (or every face with --faces)", run_list)
+    a.add_argument("--faces", action="store_true", help="list every stored face")
+    a.add_argument("--search", default="", help="only names containing this text (case-insensitive)")
+    a = action("rename", "rename a person", run_rename)
+    a.add_argument("old")
+    a.add_argument("new")
+    a = action("merge", "move all faces of SRC to DST and delete SRC", run_merge)
+    a.add_argument("src")
+    a.add_argument("dst")
+    a = action("delete", "delete a person (all faces) or single faces by id", run_delete)
+    a.add_argument("name", nargs="?", help="person to delete")
+    a.add_argument("--face", type=int, action="append", default=[], metavar="ID", help="delete this face id")
+    a = action("export", "write the whole gallery as one self-contained file", run_export)
+    a.add_argument("path")
+    a.add_argument("--overwrite", action="store_true")
+    a = action("import", "add (or, with --replace, substitute) a gallery file's persons and faces", run_import)
+    a.add_argument("path")
+    a.add_argument("--replace", action="store_true", help="replace this gallery's contents instead of merging")
+    a = action("reembed", "recompute every embedding from its stored crop with another embedder", run_reembed)
+    add_model_args(a)
+
+
+def _open(path: str):
+    from engine.gallery import Gallery
+
+    meta = Gallery.inspect(path)
+    return Gallery.open(path, meta.embedder_id, meta.embedding_dim, create=False)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from engine.gallery import Gallery
+
+    meta = Gallery.inspect(args.gallery)
+    print(f"{args.gallery}: {meta.persons} persons, {meta.faces} faces, embedder {meta.embedder_id} "
+          f"({meta.embedding_dim}-d), schema v{meta.schema_version}")
+    with Gallery.open_for_reembed(args.gallery) as gallery:
+        needle = args.search.casefold()
+        if args.faces:
+            for f in gallery.faces():
+                if needle in f.person_name.casefold():
+                    q = "-" if f.quality is None else f"{f.quality:.2f}"
+                    print(f"  face {f.id:>6}  {f.person_name:<30} quality {q:<5} {f.created_at}  {f.source or ''}")
+        else:
+            for person in gallery.persons():
+                if needle in person.name.casefold():
+                    print(f"  {person.name:<30} {person.face_count:>4} face(s)  since {person.created_at}")
+    return 0
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    with _open(args.gallery) as gallery:
+        gallery.rename_person(args.old, args.new)
+    print(f"renamed {args.old!r} to {args.new!r}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    with _open(args.gallery) as gallery:
+        moved = gallery.merge_persons(args.src, args.dst)
+    print(f"merged {args.src!r} into {args.dst!r} ({moved} face(s) moved)")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    if not args.name and not args.face:
+        raise ValueError("give a person's name or --face ID")
+    with _open(args.gallery) as gallery:
+        for face_id in args.face:
+            gallery.delete_face(face_id)
+            print(f"deleted face {face_id}")
+        if args.name:
+            n = gallery.delete_person(args.name)
+            print(f"deleted {args.name!r} and {n} face(s)")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    with _open(args.gallery) as gallery:
+        gallery.export(args.path, overwrite=args.overwrite)
+    print(f"exported {args.gallery} to {args.path}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    with _open(args.gallery) as gallery:
+        s = gallery.import_from(args.path, mode="replace" if args.replace else "merge")
+    print(f"imported {args.path}: {s.faces_added} face(s), {s.persons_created} new person(s), "
+          f"{s.persons_merged} merged into existing")
+    return 0
+
+
+def run_reembed(args: argparse.Namespace) -> int:
+    from engine.gallery import Gallery
+
+    embedder = build_recognizer(args).embedder
+    with Gallery.open_for_reembed(args.gallery) as gallery:
+        if gallery.embedder_id == embedder.id:
+            print(f"{args.gallery} is already embedded with {embedder.id}; nothing to do")
+            return 0
+        old = gallery.embedder_id
+        bar = tqdm(total=len(gallery.faces()), desc="re-embedding", unit="face")
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        n = gallery.reembed(embedder.embed_crops, embedder.id, embedder.dim, progress=progress)
+        bar.close()
+    print(f"re-embedded {n} face(s): {old} -> {embedder.id}")
+    return 0

@@ -1,0 +1,243 @@
+"""In-memory search index over a gallery's faces: what every video frame is matched against.
+
+The index never touches SQLite. It holds an L2-normalised float32 matrix (M, D) with
+parallel int64 arrays ``face_ids`` and ``person_ids`` and a ``person_id -> name`` map; a
+person's score for a query is the cosine similarity of their best face.
+
+Storage grows geometrically (capacity doubles) so adding faces is amortised O(K*D) with no
+per-add ``vstack``; deletions compact in place (O(M), rare UI actions). A lock serialises
+mutations and searches, so a recognition thread may search while the UI thread edits.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Mapping
+
+import numpy as np
+
+from .kernel import KERNEL_MAX_QUERIES, best_rows
+
+UNKNOWN_NAME = "unknown"  # name ``match`` reports below the threshold
+NO_MATCH = -1             # person id of "nobody": empty gallery, NaN/zero query, below threshold
+_MIN_CAPACITY = 256
+_BLAS_TEMP_ELEMENTS = 1 << 22  # bound of the (Q, chunk) similarity block in the BLAS path (16 MB)
+
+SearchResult = tuple[np.ndarray, list, np.ndarray]
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """(K, D) float32 -> (K,) L2 norms, without a (K, D) temporary."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
+
+
+def _normalise_rows(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(K, D) float32 -> unit rows (into ``out`` if given); zero or non-finite rows become NaN."""
+    norms = _row_norms(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.divide(x, norms[:, None], out=out)
+    out[~(norms > 0) | ~np.isfinite(norms)] = np.nan
+    return out
+
+
+class GalleryIndex:
+    """Normalised embeddings of every stored face, searchable in one pass.
+
+    ``search(queries (Q, D)) -> (person_ids (Q,) int64, names list[str | None], sims (Q,) float32)``.
+    With an empty index, or a query that is all zeros or contains NaN, the result for that
+    query is person id -1, name None and similarity ``-inf`` (never ``-1``, which is a real
+    cosine), so ``sims >= threshold`` is False for any threshold.
+    """
+
+    def __init__(self, dim: int, capacity: int = _MIN_CAPACITY) -> None:
+        if dim < 1:
+            raise ValueError(f"embedding dimension must be >= 1, got {dim}")
+        self._lock = threading.Lock()
+        self._allocate(dim, capacity)
+        self._names: dict[int, str] = {}
+
+    def _allocate(self, dim: int, capacity: int) -> None:
+        capacity = max(_MIN_CAPACITY, int(capacity))
+        self._dim = dim
+        self._n = 0
+        self._matrix = np.zeros((capacity, dim), np.float32)
+        self._face_ids = np.zeros(capacity, np.int64)
+        self._person_ids = np.zeros(capacity, np.int64)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def capacity(self) -> int:
+        return len(self._matrix)
+
+    @property
+    def face_ids(self) -> np.ndarray:
+        """(M,) int64 copy, row order of the matrix."""
+        with self._lock:
+            return self._face_ids[: self._n].copy()
+
+    @property
+    def person_ids(self) -> np.ndarray:
+        """(M,) int64 copy, parallel to ``face_ids``."""
+        with self._lock:
+            return self._person_ids[: self._n].copy()
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Copy of the ``person_id -> name`` map (includes people without faces)."""
+        with self._lock:
+            return dict(self._names)
+
+    def vectors(self) -> np.ndarray:
+        """(M, D) float32 copy of the L2-normalised matrix."""
+        with self._lock:
+            return self._matrix[: self._n].copy()
+
+    # -------------------------------------------------------------- mutations
+    def reset(self, dim: int, face_ids: np.ndarray, person_ids: np.ndarray, embeddings: np.ndarray,
+              names: Mapping[int, str]) -> None:
+        """Replace everything (open, import-replace, reembed; ``dim`` may change)."""
+        fids, pids, emb = self._check_rows(dim, face_ids, person_ids, embeddings)
+        m = len(fids)
+        with self._lock:
+            self._allocate(dim, m + m // 4)  # headroom so the next enrolments do not regrow
+            # Normalise straight into the new matrix: at 100k faces every extra (M, D)
+            # temporary costs ~0.1 s of page faults at open.
+            _normalise_rows(emb, out=self._matrix[:m])
+            self._face_ids[:m], self._person_ids[:m] = fids, pids
+            self._n = m
+            self._names = dict(names)
+
+    def add(self, face_ids: np.ndarray, person_ids: np.ndarray, embeddings: np.ndarray) -> None:
+        """Append K faces: ids (K,), embeddings (K, D) (normalised here). Amortised O(K*D)."""
+        fids, pids, emb = self._check_rows(self._dim, face_ids, person_ids, embeddings)
+        k = len(fids)
+        with self._lock:
+            need = self._n + k
+            if need > self.capacity:
+                self._grow(max(need, 2 * self.capacity))
+            _normalise_rows(emb, out=self._matrix[self._n : need])
+            self._face_ids[self._n : need] = fids
+            self._person_ids[self._n : need] = pids
+            self._n = need
+
+    def set_name(self, person_id: int, name: str) -> None:
+        """Add or rename a person."""
+        with self._lock:
+            self._names[int(person_id)] = name
+
+    def remove_faces(self, face_ids) -> int:
+        """Drop faces by id (unknown ids ignored); returns how many rows went. O(M)."""
+        with self._lock:
+            n = self._n
+            return self._compact(~np.isin(self._face_ids[:n], np.asarray(face_ids, np.int64)))
+
+    def remove_person(self, person_id: int) -> int:
+        """Drop a person's faces and name; returns how many rows went."""
+        with self._lock:
+            self._names.pop(int(person_id), None)
+            return self._compact(self._person_ids[: self._n] != person_id)
+
+    def move_faces(self, src_person_id: int, dst_person_id: int) -> int:
+        """Re-label src's faces as dst's and forget src (merge); returns how many moved."""
+        with self._lock:
+            sel = self._person_ids[: self._n] == src_person_id
+            self._person_ids[: self._n][sel] = dst_person_id
+            self._names.pop(int(src_person_id), None)
+            return int(sel.sum())
+
+    def _grow(self, capacity: int) -> None:
+        n = self._n
+        matrix = np.zeros((capacity, self._dim), np.float32)
+        matrix[:n] = self._matrix[:n]
+        face_ids, person_ids = np.zeros(capacity, np.int64), np.zeros(capacity, np.int64)
+        face_ids[:n], person_ids[:n] = self._face_ids[:n], self._person_ids[:n]
+        self._matrix, self._face_ids, self._person_ids = matrix, face_ids, person_ids
+
+    def _compact(self, keep: np.ndarray) -> int:
+        # Stable compaction keeps row order (ties keep resolving to the same, older face).
+        n, k = self._n, int(keep.sum())
+        if k == n:
+            return 0
+        self._matrix[:k] = self._matrix[:n][keep]
+        self._face_ids[:k] = self._face_ids[:n][keep]
+        self._person_ids[:k] = self._person_ids[:n][keep]
+        self._n = k
+        return n - k
+
+    @staticmethod
+    def _check_rows(dim: int, face_ids, person_ids, embeddings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[1] != dim:
+            raise ValueError(f"embeddings must have shape (K, {dim}), got {emb.shape}")
+        fids = np.asarray(face_ids, np.int64).reshape(-1)
+        pids = np.asarray(person_ids, np.int64).reshape(-1)
+        if len(fids) != len(emb) or len(pids) != len(emb):
+            raise ValueError(f"{len(fids)} face ids / {len(pids)} person ids for {len(emb)} embeddings")
+        norms = _row_norms(emb)
+        if not (np.isfinite(norms) & (norms > 0)).all():
+            raise ValueError("embeddings must be finite and non-zero to be indexed")
+        return fids, pids, emb
+
+    # ----------------------------------------------------------------- search
+    def warmup(self) -> None:
+        """Load/compile the search kernel now (~0.5 s once per process) rather than on the first frame."""
+        best_rows(np.zeros((1, self._dim), np.float32), 0, np.zeros((1, self._dim), np.float32),
+                  np.empty(1, np.int64), np.empty(1, np.float32))
+
+    def search(self, queries: np.ndarray) -> SearchResult:
+        """Best face per query. queries (Q, D) or (D,) any float, normalised here.
+
+        Returns person_ids (Q,) int64, names (list of Q str | None), similarities (Q,)
+        float32 cosine in [-1, 1]; -1 / None / -inf where nothing can match (see class doc).
+        Q <= KERNEL_MAX_QUERIES (the per-frame case) runs the fused single-pass kernel; more
+        queries run one BLAS product ``queries @ matrix.T`` in row chunks.
+        """
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None]
+        if q.ndim != 2 or q.shape[1] != self._dim:
+            raise ValueError(f"queries must have shape (Q, {self._dim}), got {np.shape(queries)}")
+        unit = _normalise_rows(q)
+        nq = len(unit)
+        rows = np.empty(nq, np.int64)
+        sims = np.empty(nq, np.float32)
+        with self._lock:
+            if nq <= KERNEL_MAX_QUERIES:
+                best_rows(self._matrix, self._n, np.ascontiguousarray(unit), rows, sims)
+            else:
+                self._best_rows_blas(unit, rows, sims)
+            found = rows >= 0
+            person_ids = np.where(found, self._person_ids[np.where(found, rows, 0)], NO_MATCH)
+            names = [self._names.get(p) if p != NO_MATCH else None for p in person_ids.tolist()]
+        return person_ids, names, sims
+
+    def match(self, queries: np.ndarray, threshold: float) -> SearchResult:
+        """``search`` with an open-set decision: below ``threshold`` -> id -1, name "unknown".
+
+        Similarities are returned unchanged (the best score, even when it was rejected).
+        """
+        person_ids, names, sims = self.search(queries)
+        accepted = sims >= threshold
+        person_ids = np.where(accepted, person_ids, NO_MATCH)
+        names = [n if ok else UNKNOWN_NAME for n, ok in zip(names, accepted.tolist())]
+        return person_ids, names, sims
+
+    def _best_rows_blas(self, unit: np.ndarray, rows: np.ndarray, sims: np.ndarray) -> None:
+        """Many queries: compute-bound, so BLAS gemm wins; chunks bound the temporary."""
+        rows[:] = NO_MATCH
+        sims[:] = -np.inf
+        step = max(1024, _BLAS_TEMP_ELEMENTS // len(unit))
+        arange = np.arange(len(unit))
+        for start in range(0, self._n, step):
+            block = unit @ self._matrix[start : min(self._n, start + step)].T
+            idx = block.argmax(axis=1)
+            val = block[arange, idx]
+            better = val > sims  # strict: ties keep the lower row; NaN never wins
+            rows[better] = idx[better] + start
+            sims[better] = val[better]
