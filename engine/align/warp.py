@@ -82,14 +82,13 @@ def _gather_row(flat, height, width, minv, n, y, w, ofs, ax, ay, g0, g1):
     # image's last row keeps the 8-byte loads (2 spare bytes) inside the buffer.
     interior = (min(row_x, end_x) >= 0.0 and max(row_x, end_x) < np.float32(width - 1)
                 and min(row_y, end_y) >= 0.0 and max(row_y, end_y) < np.float32(height - 2))
-    for x in range(w):  # branch-free, vectorised
+    for x in range(w):  # branch-free so that it vectorises; ofs is only read if interior
         sx = _fma32(m0, np.float32(x), row_x)
         sy = _fma32(m3, np.float32(x), row_y)
         fx, fy = np.floor(sx), np.floor(sy)
         ax[x] = sx - fx  # exact in float32: sx and fx are close
         ay[x] = sy - fy
-        if interior:
-            ofs[x] = int(fy) * stride + int(fx) * 3
+        ofs[x] = int(fy) * stride + int(fx) * 3
     if interior:
         for x in range(w):
             g0[x] = _load_u64(flat, np.uint64(ofs[x]))
