@@ -28,7 +28,7 @@ def lfw():
 
 def test_help_for_every_command():
     for cmd in ([], ["enroll"], ["identify"], ["gallery"], ["eval", "lfw"], ["eval", "ident"], ["calibrate"],
-                ["bench", "warp"], ["bench", "search"], ["models"], ["demo"]):
+                ["bench", "warp"], ["bench", "search"], ["models"], ["demo"], ["run"], ["bench"], ["synth-clip"]):
         out = facescope(*cmd, "--help")
         assert "usage: facescope" in out.stdout
 
@@ -184,3 +184,13 @@ def test_gallery_management_commands(tmp_path, lfw):
     ok = facescope("identify", "--gallery", db, "--embedder", other / "card.json",
                    sorted((lfw / "Abdullah_Gul").glob("*.jpg"))[3]).stdout
     assert "Abdullah Gul" in ok
+
+
+def test_synth_clip_command(tmp_path):
+    out = tmp_path / "clip.avi"
+    stdout = facescope("synth-clip", "--lfw", shared_path("data", "lfw"), "--out", out, "--frames", "12",
+                       "--size", "640x360", "--faces", "5").stdout
+    truth = json.loads(Path(f"{out}.json").read_text())
+    assert "not enrolled" in stdout and len(truth["frames"]) == 12
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640

@@ -1,14 +1,28 @@
-"""``facescope bench warp|search``: micro-benchmarks that print and write JSON."""
+"""``facescope bench``: the pipeline benchmark (``--source``) and micro-benchmarks (``warp``, ``search``)."""
 from __future__ import annotations
 
 import argparse
 
-from engine.cli.common import write_json
+from engine.cli.common import add_model_args, add_threshold_arg, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="micro-benchmarks (alignment warp, gallery search)")
-    bench = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    p = sub.add_parser("bench", help="benchmark the real-time pipeline on a video (--source), or warp / search",
+                       description="With --source: run the real-time pipeline on a video file as fast as possible "
+                                   "and report FPS, per-stage and end-to-end latency; --baseline opencv-zoo also runs "
+                                   "cv2.FaceDetectorYN + cv2.FaceRecognizerSF on every face of the same frames.")
+    p.add_argument("--source", help="video file to benchmark the pipeline on")
+    p.add_argument("--frames", type=int, default=0, help="frames to process (0 = the whole file)")
+    p.add_argument("--baseline", choices=["opencv-zoo"], help="also run this baseline on the same frames")
+    p.add_argument("--gallery", help="gallery to identify against (default: built from --truth, or the demo manifest)")
+    p.add_argument("--truth", help="ground-truth JSON of a synthetic clip (default: SOURCE.json if it exists)")
+    p.add_argument("--no-latency-pass", action="store_true",
+                   help="skip the second pass paced at the file's native rate (camera-like end-to-end latency)")
+    p.add_argument("--json", metavar="PATH")
+    add_threshold_arg(p)
+    add_model_args(p, det_size="640x384")
+    p.set_defaults(func=run_pipeline, bench=None)
+    bench = p.add_subparsers(dest="bench", metavar="BENCH")
 
     w = bench.add_parser("warp", help="fused Numba warp vs cv2.warpAffine + numpy, same inputs, same run")
     w.add_argument("--batch", type=int, default=16, help="faces per frame (default 16)")
@@ -49,3 +63,82 @@ def run_search(args: argparse.Namespace) -> int:
     _report(f"search benchmark ({args.size} embeddings x {args.dim})", result, args.json)
     return 0
 
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from engine.bench.pipeline import bench_pipeline
+    from engine.cli.common import build_tracking_recognizer
+    from engine.cli.enroll_cmd import open_gallery
+    from engine.errors import FacescopeError
+
+    if not args.source:
+        raise FacescopeError("give --source VIDEO for the pipeline benchmark, or a micro-benchmark: warp, search")
+    source = Path(args.source)
+    if not source.is_file():
+        raise FacescopeError(f"--source must be a video file, got {args.source}")
+    truth_path = Path(args.truth) if args.truth else source.with_suffix(source.suffix + ".json")
+    truth = None
+    if truth_path.is_file():
+        from engine.synth import load_truth
+
+        truth = load_truth(truth_path)
+    rec = build_tracking_recognizer(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.gallery:
+            gallery = open_gallery(args.gallery, rec.embedder, create=False)
+        else:
+            gallery = open_gallery(str(Path(tmp) / "bench.db"), rec.embedder, create=True)
+            _fill_bench_gallery(rec, gallery, source, truth)
+        with gallery:
+            result = bench_pipeline(rec, source, args.frames, gallery.index, truth, args.baseline,
+                                    latency_pass=not args.no_latency_pass)
+    _print_pipeline(result)
+    write_json(args.json, result)
+    return 0
+
+
+def _fill_bench_gallery(rec, gallery, source, truth) -> None:
+    """Enrol the clip's people: the synthetic clip's enrolment images, or the demo manifest."""
+    import numpy as np
+
+    from engine.cli.demo_cmd import DEMO_MANIFEST, DEMO_VIDEO, enrol_from_manifest
+    from engine.imageio import read_image
+
+    if truth is not None:
+        for person in truth["identities"]:
+            if not person.get("enrolled", True):
+                continue
+            embs, crops = [], []
+            for path in person["enrol_images"]:
+                image = read_image(path)
+                faces = rec.largest(image)
+                if len(faces):
+                    embs.append(faces.embeddings[0])
+                    crops.append(rec.embedder.aligned_crops(image, faces.keypoints)[0])
+            if embs:
+                gallery.enroll(person["name"], np.stack(embs), crops=crops)
+    elif source.resolve() == DEMO_VIDEO.resolve() or source.name == DEMO_VIDEO.name:
+        enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
+
+
+def _print_pipeline(r: dict) -> None:
+    print(f"pipeline on {r['source']}: {r['frames']} frames, {r['fps']:.1f} FPS (as fast as possible), "
+          f"{r['faces_per_frame']:.2f} faces/frame, {r['embeddings_per_frame']:.2f} embeddings/frame")
+    if r["latency_pass"] == "realtime":
+        print(f"  end-to-end latency, paced like a camera: p50 {r['e2e_p50_ms']:.1f} ms / p95 {r['e2e_p95_ms']:.1f} ms "
+              f"({r['realtime_dropped']} frames dropped); in the fast pass (frames queue behind the "
+              f"pipeline): p50 {r['fast_e2e_p50_ms']:.1f} / p95 {r['fast_e2e_p95_ms']:.1f} ms")
+    else:
+        print(f"  end-to-end latency (fast pass): p50 {r['e2e_p50_ms']:.1f} ms / p95 {r['e2e_p95_ms']:.1f} ms")
+    for stage, v in r["stages"].items():
+        print(f"  {stage:>12}: p50 {v['p50_ms']:7.2f} ms   p95 {v['p95_ms']:7.2f} ms")
+    if r.get("ident_accuracy") is not None:
+        print(f"  identification accuracy {100 * r['ident_accuracy']:.2f} %, id switches {r['id_switches']} "
+              f"(+{r['id_switches_at_occlusion']} right after full occlusions)")
+    if "baseline_fps" in r:
+        acc = r.get("baseline_ident_accuracy")
+        acc_s = f", identification accuracy {100 * acc:.2f} %" if acc is not None else ""
+        print(f"baseline {r['baseline']}: {r['baseline_fps']:.1f} FPS{acc_s}; ratio {r['ratio']:.1f}x")

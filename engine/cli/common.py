@@ -36,9 +36,12 @@ def add_threshold_arg(p: argparse.ArgumentParser) -> None:
                    help="cosine similarity below which a face is 'unknown' (default: the embedder's model card)")
 
 
-def configs(args: argparse.Namespace) -> dict:
+def configs(args: argparse.Namespace, det_threshold: float | None = None) -> dict:
+    """Configs from the shared options; ``det_threshold`` replaces the card's default detector
+    threshold when the user gave none (the tracker wants low-score detections too)."""
+    threshold = args.det_threshold if args.det_threshold is not None else det_threshold
     return dict(
-        detector=DetectorConfig(name=args.detector, input_size=args.det_size, score_threshold=args.det_threshold,
+        detector=DetectorConfig(name=args.detector, input_size=args.det_size, score_threshold=threshold,
                                 min_face_size=args.min_face),
         embedder=EmbedderConfig(name=args.embedder, flip=args.flip),
         runtime=RuntimeConfig(backend=args.backend, threads=args.threads),
@@ -46,10 +49,18 @@ def configs(args: argparse.Namespace) -> dict:
     )
 
 
-def build_recognizer(args: argparse.Namespace):
+def build_recognizer(args: argparse.Namespace, det_threshold: float | None = None):
     from engine.recognizer import Recognizer
 
-    return Recognizer.create(**configs(args))
+    return Recognizer.create(**configs(args, det_threshold))
+
+
+def build_tracking_recognizer(args: argparse.Namespace):
+    """A recognizer for the real-time pipeline: the detector keeps ByteTrack's low-score
+    detections (second association stage) unless --det-threshold says otherwise."""
+    from engine.track import TrackerConfig
+
+    return build_recognizer(args, det_threshold=TrackerConfig().low_thresh)
 
 
 def write_json(path: str | Path | None, payload: dict) -> None:

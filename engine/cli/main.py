@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, models_cmd
+from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, models_cmd, run_cmd, synth_cmd
 from engine.errors import FacescopeError
 
-COMMANDS = (demo_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, models_cmd)
+COMMANDS = (demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"facescope: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("facescope: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,13 @@
+"""Video capture: webcams, network streams, files and image folders as a stream of Frames.
+
+Never imports Qt. ``Capture`` runs one capture thread per source that keeps only the newest
+frame; ``parse_source`` turns user text into a ``SourceSpec`` (passwords masked for display).
+"""
+from engine.capture.capture import Capture
+from engine.capture.config import CaptureConfig, CaptureState, CaptureStats
+from engine.capture.frame import Frame
+from engine.capture.reader import SourceReader, open_capture
+from engine.capture.source import SourceError, SourceSpec, mask_url, parse_source
+
+__all__ = ["Capture", "CaptureConfig", "CaptureState", "CaptureStats", "Frame", "SourceError", "SourceReader",
+           "SourceSpec", "mask_url", "open_capture", "parse_source"]

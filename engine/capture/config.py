@@ -1,0 +1,72 @@
+"""Capture settings, states and statistics (plain data; the logic is in capture.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+FPS_WINDOW_S = 2.0  # sliding window for the measured frame rate: steady, yet drops to 0 within 2 s of a stall
+
+
+class CaptureState(str, Enum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    FAILED = "failed"
+
+
+FINAL_STATES = (CaptureState.ENDED, CaptureState.FAILED)
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """Capture settings; times in seconds.
+
+    realtime: play files at their native FPS (``default_fps`` if unknown, and for folders) and drop
+    frames when the consumer is slow, like a camera; False reads files as fast as the consumer
+    takes them, never dropping. Webcams and URLs always run on their own clock and drop.
+    open_timeout_s / read_timeout_s: deadline of one open / one frame read (FFmpeg timeouts for
+    URLs and the I/O-thread watchdog for every source). reconnect: retry URLs and webcams with
+    backoff doubling from ``backoff_initial_s`` to ``backoff_max_s``, giving up (failed) once an
+    outage lasts ``max_reconnect_s`` (None: never). loop: restart files at their end.
+    max_frames: end after this many frames read from the source.
+    """
+
+    realtime: bool = True
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 5.0
+    reconnect: bool = True
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 8.0
+    max_reconnect_s: float | None = 60.0
+    loop: bool = False
+    max_frames: int | None = None
+    default_fps: float = 25.0
+
+    def __post_init__(self) -> None:
+        for key in ("open_timeout_s", "read_timeout_s", "backoff_initial_s", "default_fps"):
+            _check(getattr(self, key) > 0, f"{key} must be > 0, got {getattr(self, key)}")
+        _check(self.backoff_max_s >= self.backoff_initial_s,
+               f"backoff_max_s ({self.backoff_max_s}) must be >= backoff_initial_s ({self.backoff_initial_s})")
+        _check(self.max_reconnect_s is None or self.max_reconnect_s >= 0,
+               f"max_reconnect_s must be >= 0 or None, got {self.max_reconnect_s}")
+        _check(self.max_frames is None or self.max_frames >= 1, f"max_frames must be >= 1 or None, got {self.max_frames}")
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """captured = frames read from the source = delivered + dropped (+1 while one waits unread).
+    fps: capture rate over the last 2 s. reconnects: reopen attempts after a failure."""
+
+    state: CaptureState
+    reason: str
+    captured: int
+    delivered: int
+    dropped: int
+    fps: float
+    reconnects: int

@@ -1,0 +1,97 @@
+"""``facescope run``: the real-time pipeline on a webcam, stream, video file or image folder."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import cv2
+
+from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
+from engine.errors import FacescopeError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="real-time recognition on a webcam, RTSP/HTTP stream, video file or image folder",
+                       description="Detect, track and identify faces frame by frame; optionally write an annotated "
+                                   "video and a JSON-lines log of appear / identified / lost events.")
+    p.add_argument("--source", required=True, help="webcam index (0), rtsp://... / http://... URL, video file or folder")
+    p.add_argument("--gallery", help="gallery file to identify against (default: everyone is unknown)")
+    p.add_argument("--out", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
+    p.add_argument("--events", metavar="JSONL", help="append one JSON object per event to this file")
+    p.add_argument("--realtime", action="store_true",
+                   help="play files at their native rate like a camera (frames are dropped if processing is slower)")
+    p.add_argument("--frames", type=int, default=0, help="stop after this many processed frames (0 = until the end)")
+    p.add_argument("--draw-keypoints", action="store_true", help="draw the 5 alignment keypoints")
+    add_threshold_arg(p)
+    add_model_args(p, det_size="640x384")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.capture import Capture, CaptureConfig, parse_source
+    from engine.cli.enroll_cmd import open_gallery
+    from engine.draw import draw_faces
+    from engine.events import EventLog
+    from engine.pipeline import Pipeline
+
+    spec = parse_source(args.source)
+    rec = build_tracking_recognizer(args)
+    log = EventLog()
+    stats_faces = stats_named = frames = 0
+    writer = None
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        gallery = stack.enter_context(open_gallery(args.gallery, rec.embedder, create=False)) if args.gallery else None
+        capture = stack.enter_context(Capture(spec, CaptureConfig(realtime=args.realtime)))
+        events = stack.enter_context(open(args.events, "a")) if args.events else None
+        pipeline = Pipeline(rec, gallery.index if gallery else None)
+        capture.start()
+        for result in pipeline.run(capture, max_frames=args.frames or None):
+            frame = result.frame
+            for ev in log.update(result.faces, frame.index, frame.timestamp, frame.pts_s, result.alive):
+                line = ev.to_json()
+                if events:
+                    events.write(json.dumps(line) + "\n")
+                if ev.kind == "identified":
+                    print(f"frame {frame.index}: track {ev.track_id} is {ev.name or 'unknown'}")
+            if args.out:
+                if writer is None:
+                    writer = _open_writer(args.out, frame.image.shape, _native_fps(spec) or capture.stats().fps or 25.0)
+                    stack.callback(writer.release)
+                writer.write(draw_faces(frame.image, result.faces, keypoints=args.draw_keypoints))
+            frames += 1
+            stats_faces += len(result.faces)
+            stats_named += sum(n is not None for n in result.faces.names)
+        stats = capture.stats()
+    if frames == 0:
+        raise FacescopeError(f"no frames from {spec.display}: {stats.state.value} {stats.reason or ''}".strip())
+    dt = time.perf_counter() - t0
+    print(f"{frames} frames in {dt:.1f} s ({frames / dt:.1f} FPS processed, {stats.dropped} dropped by capture), "
+          f"{stats_faces / frames:.2f} faces/frame, {100.0 * stats_named / max(stats_faces, 1):.1f} % of faces named")
+    if stats.state.value == "failed":
+        print(f"source failed: {stats.reason}")
+    if args.out:
+        print(f"annotated video: {args.out}")
+    return 0
+
+
+def _native_fps(spec) -> float | None:
+    """A video file's own frame rate (so the annotated copy plays at the right speed)."""
+    if spec.kind != "file":
+        return None
+    cap = cv2.VideoCapture(str(spec.value))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return float(fps) if 0.5 <= fps <= 1000 else None
+
+
+def _open_writer(path: str, shape: tuple, fps: float) -> cv2.VideoWriter:
+    fourcc = "mp4v" if Path(path).suffix.lower() == ".mp4" else "MJPG"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise FacescopeError(f"cannot write video {path}")
+    return writer

@@ -1,0 +1,228 @@
+"""Per-track identity voting: a stable name per track from a stream of noisy gallery matches.
+
+Every time a track's face is embedded and matched, :meth:`IdentityBook.vote` records a vote
+``(person_id or -1, similarity, quality)``. Votes live in a sliding window (the last
+``window`` votes of the track) and their weights decay exponentially with age (half-life
+``half_life_s``), so old evidence fades and a name can change after sustained contrary
+evidence. A vote for a person weighs ``similarity * quality``. An *unknown* vote (best match
+below the threshold) weighs ``unknown_weight * quality``: its similarity measures how far the
+face is from everyone, not how sure the vote is, so a fixed stand-in is used.
+
+Decision, re-evaluated at each vote (no votes, no change: a name survives misses and
+occlusions as long as the tracker keeps the track):
+
+* **attach** -- the leading person has at least ``min_votes`` votes in the window and weighs
+  more than ``dominance`` x (everyone else + unknown);
+* **switch** -- while named, another person passes the same test (it must out-weigh the
+  current name by ``dominance``, so a few noisy votes never flip it);
+* **release** -- while named, the last ``release_votes`` votes all went elsewhere *and* the
+  name no longer out-weighs the rest of the window: the track becomes unknown again
+  (it keeps its track id).
+
+A track is *decided* when its state is backed by its latest vote: named and the last vote
+agrees, or unknown by the same dominance test and the last vote was unknown.
+:class:`engine.track.EmbedPolicy` re-embeds undecided tracks more often, so a contested or
+new track resolves quickly and a settled one costs an embedding every few seconds.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.config import _check
+from engine.records import UNKNOWN, Faces
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Voting settings.
+
+    ``min_votes``: votes in the window the leader needs before a name is attached.
+    ``dominance``: the leader's weight must exceed this many times the weight of all other
+    votes (runner-up persons + unknown) -- to attach, and to switch to another person.
+    ``release_votes``: consecutive contrary votes (other persons or unknown) that, together with
+    the name losing its majority of weight, release the name.
+    ``window``: votes remembered per track. ``half_life_s``: vote weights halve every this many
+    seconds. ``unknown_weight``: similarity credited to an unknown vote.
+    """
+
+    min_votes: int = 2
+    dominance: float = 2.5
+    release_votes: int = 3
+    window: int = 12
+    half_life_s: float = 5.0
+    unknown_weight: float = 0.4
+
+    def __post_init__(self) -> None:
+        _check(self.min_votes >= 1, f"identity min_votes must be >= 1, got {self.min_votes}")
+        _check(math.isfinite(self.dominance) and self.dominance >= 1.0,
+               f"identity dominance must be >= 1, got {self.dominance}")
+        _check(self.release_votes >= 1, f"identity release_votes must be >= 1, got {self.release_votes}")
+        _check(self.window >= max(self.min_votes, self.release_votes),
+               f"identity window ({self.window}) must hold min_votes and release_votes")
+        _check(math.isfinite(self.half_life_s) and self.half_life_s > 0,
+               f"identity half_life_s must be > 0, got {self.half_life_s}")
+        _check(0.0 <= self.unknown_weight <= 1.0,
+               f"identity unknown_weight must be in [0, 1], got {self.unknown_weight}")
+
+
+@dataclass(frozen=True)
+class Vote:
+    person_id: int
+    name: str | None
+    similarity: float
+    weight: float
+    timestamp: float
+
+
+class _TrackVotes:
+    __slots__ = ("votes", "person_id", "name", "similarity", "last_similarity", "settled_unknown", "latest")
+
+    def __init__(self, window: int) -> None:
+        self.votes: deque[Vote] = deque(maxlen=window)
+        self.person_id = UNKNOWN
+        self.name: str | None = None
+        self.similarity = float("nan")       # weighted mean similarity of the votes for the name
+        self.last_similarity = float("nan")  # of the latest vote, shown while unknown
+        self.settled_unknown = False
+        self.latest = -float("inf")
+
+
+class IdentityBook:
+    """Identity votes and the resulting label of every live track."""
+
+    def __init__(self, config: IdentityConfig | None = None) -> None:
+        self.config = config or IdentityConfig()
+        self._tracks: dict[int, _TrackVotes] = {}
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def __contains__(self, track_id: object) -> bool:
+        return track_id in self._tracks
+
+    def vote(self, track_id: int, person_id: int, name: str | None, similarity: float, quality: float,
+             timestamp: float) -> tuple[int, str | None, float]:
+        """Record one gallery match of the track's face; returns the track's label after it.
+
+        ``person_id`` < 0 (or ``name`` None with a negative id) is an unknown vote;
+        ``similarity`` may be NaN for an unknown vote (empty gallery); ``quality`` in [0, 1].
+        """
+        cfg = self.config
+        track_id, person_id = int(track_id), int(person_id)
+        _check(track_id >= 0, f"identity votes need a tracked face, got track id {track_id}")
+        _check(0.0 <= quality <= 1.0, f"identity vote quality must be in [0, 1], got {quality}")
+        sim = float(similarity)
+        if person_id < 0:
+            person_id, name = UNKNOWN, None
+            weight = cfg.unknown_weight * quality
+        else:
+            _check(math.isfinite(sim), f"identity vote for person {person_id} needs a finite similarity")
+            weight = max(sim, 0.0) * quality
+        state = self._tracks.get(track_id)
+        if state is None:
+            state = self._tracks[track_id] = _TrackVotes(cfg.window)
+        state.latest = max(state.latest, float(timestamp))
+        state.votes.append(Vote(person_id, name, sim, weight, float(timestamp)))
+        state.last_similarity = sim
+        self._decide(state)
+        return self._label(state)
+
+    def label(self, track_id: int) -> tuple[int, str | None, float]:
+        """``(person_id, name, similarity)``; ``(-1, None, sim of the latest vote or NaN)`` while unknown."""
+        state = self._tracks.get(int(track_id))
+        return (UNKNOWN, None, float("nan")) if state is None else self._label(state)
+
+    def decided(self, track_ids: Iterable[int]) -> np.ndarray:
+        """(N,) bool: the track's label is backed by its latest vote (see module docstring)."""
+        out = []
+        for t in track_ids:
+            s = self._tracks.get(int(t))
+            if s is None or not s.votes:
+                out.append(False)
+            elif s.person_id >= 0:
+                out.append(s.votes[-1].person_id == s.person_id)
+            else:
+                out.append(s.settled_unknown and s.votes[-1].person_id == UNKNOWN)
+        return np.array(out, bool)
+
+    def votes(self, track_id: int) -> tuple[Vote, ...]:
+        """The track's votes in its window, oldest first (introspection)."""
+        state = self._tracks.get(int(track_id))
+        return () if state is None else tuple(state.votes)
+
+    def forget(self, track_ids: Iterable[int]) -> None:
+        """Drop removed tracks."""
+        for t in track_ids:
+            self._tracks.pop(int(t), None)
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def apply(self, faces: Faces) -> Faces:
+        """Fill identities/names/similarities of every tracked face (track id >= 0) from the
+        book; untracked faces keep their values."""
+        if len(faces) == 0:
+            return faces
+        ids = faces.identities.copy()
+        sims = faces.similarities.copy()
+        names = list(faces.names)
+        for k, t in enumerate(faces.track_ids):
+            if t < 0:
+                continue
+            ids[k], names[k], sims[k] = self.label(int(t))
+        return faces.replace(identities=ids, names=tuple(names), similarities=sims)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _label(state: _TrackVotes) -> tuple[int, str | None, float]:
+        if state.person_id >= 0:
+            return state.person_id, state.name, state.similarity
+        return UNKNOWN, None, state.last_similarity
+
+    def _decide(self, state: _TrackVotes) -> None:
+        cfg = self.config
+        weight: dict[int, float] = {}
+        count: dict[int, int] = {}
+        wsim: dict[int, float] = {}
+        names: dict[int, str | None] = {}
+        for v in state.votes:
+            w = v.weight * 0.5 ** (max(state.latest - v.timestamp, 0.0) / cfg.half_life_s)
+            weight[v.person_id] = weight.get(v.person_id, 0.0) + w
+            count[v.person_id] = count.get(v.person_id, 0) + 1
+            if v.person_id >= 0:
+                wsim[v.person_id] = wsim.get(v.person_id, 0.0) + w * v.similarity
+                names[v.person_id] = v.name  # the latest name given for the id
+        total = sum(weight.values())
+
+        def dominates(pid: int) -> bool:
+            w = weight.get(pid, 0.0)
+            return count.get(pid, 0) >= cfg.min_votes and w > 0 and w > cfg.dominance * (total - w)
+
+        persons = [p for p in weight if p >= 0]
+        # leader: the heaviest person (an exact tie goes to the person who appeared last)
+        leader = max(reversed(persons), key=lambda p: weight[p], default=None)
+        current = state.person_id
+        if leader is not None and leader != current and dominates(leader):
+            state.person_id, state.name = leader, names[leader]          # attach or switch
+        elif current >= 0:
+            streak = 0
+            for v in reversed(state.votes):
+                if v.person_id == current:
+                    break
+                streak += 1
+            w_cur = weight.get(current, 0.0)
+            if streak >= cfg.release_votes and w_cur <= total - w_cur:
+                state.person_id, state.name = UNKNOWN, None              # release
+        if state.person_id >= 0:
+            w = weight.get(state.person_id, 0.0)
+            if w > 0:
+                state.similarity = wsim[state.person_id] / w
+            if names.get(state.person_id) is not None:
+                state.name = names[state.person_id]  # a renamed person (gallery edit) shows the new name
+        state.settled_unknown = state.person_id < 0 and dominates(UNKNOWN)

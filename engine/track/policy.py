@@ -1,0 +1,174 @@
+"""Re-embedding policy: which tracked faces need an embedding on this frame.
+
+Embedding is the expensive stage, and a face that stays in view does not change identity, so
+a track is embedded when it is *new* (never embedded), when its face got clearly *better*
+(quality up by ``quality_gain`` over the best embedding so far), when its identity is still
+*undecided* and ``undecided_refresh_s`` has passed (names appear within a few hundred ms, and a
+contested name is resolved fast), or every ``refresh_s`` seconds otherwise. At most
+``max_per_frame`` faces are chosen -- new tracks first, then undecided ones, then those
+embedded longest ago -- so the cost of a frame grows with the faces that appear, not with all
+faces in view; whatever is cut waits for the next frame.
+
+:func:`face_quality` is the quality used for both the gain test and the identity vote weights.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.config import _check
+from engine.records import Faces
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Re-embedding settings.
+
+    ``refresh_s``: re-embed a decided track after this many seconds. ``undecided_refresh_s``:
+    the same for tracks whose identity is undecided (new, contested, not yet named).
+    ``quality_gain``: re-embed at once when quality rose this much above the best embedded.
+    ``max_per_frame``: embeddings per frame at most (None = no cap). ``min_quality``: faces
+    below it are never embedded (they would only add noise votes).
+    """
+
+    refresh_s: float = 2.0
+    undecided_refresh_s: float = 0.25
+    quality_gain: float = 0.15
+    max_per_frame: int | None = 4
+    min_quality: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("refresh_s", "undecided_refresh_s"):
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value >= 0, f"policy {key} must be finite and >= 0, got {value}")
+        _check(0.0 < self.quality_gain <= 1.0, f"policy quality_gain must be in (0, 1], got {self.quality_gain}")
+        _check(self.max_per_frame is None or self.max_per_frame >= 1,
+               f"policy max_per_frame must be >= 1 or None, got {self.max_per_frame}")
+        _check(0.0 <= self.min_quality <= 1.0, f"policy min_quality must be in [0, 1], got {self.min_quality}")
+
+
+@dataclass
+class _Embedded:
+    last: float       # timestamp of the latest embedding
+    best: float       # best quality embedded so far
+    count: int = 1
+
+
+NEW, UNDECIDED, OTHER = 0, 1, 2  # selection priority classes
+
+
+class EmbedPolicy:
+    """Per-track embedding bookkeeping; ``select`` then ``mark_embedded`` once per frame."""
+
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        self.config = config or PolicyConfig()
+        self._state: dict[int, _Embedded] = {}
+
+    def select(self, faces: Faces, qualities: np.ndarray, timestamp: float,
+               decided: np.ndarray | None = None) -> np.ndarray:
+        """(N,) bool mask of the faces to embed now.
+
+        ``faces``: one frame's faces with track ids (untracked faces, id -1, are never chosen).
+        ``qualities``: (N,) in [0, 1] (see :func:`face_quality`). ``decided``: (N,) bool, True
+        where the track's identity is settled (``IdentityBook.decided(faces.track_ids)``);
+        None takes ``faces.identities >= 0`` (named = decided, so unknown faces are re-embedded
+        at the undecided rate).
+        """
+        cfg = self.config
+        n = len(faces)
+        q = np.asarray(qualities, np.float64).reshape(-1)
+        _check(len(q) == n, f"policy: {len(q)} qualities for {n} faces")
+        decided = (faces.identities >= 0) if decided is None else np.asarray(decided, bool).reshape(-1)
+        _check(len(decided) == n, f"policy: {len(decided)} decided flags for {n} faces")
+        ts = float(timestamp)
+        tids = faces.track_ids
+        klass = np.full(n, -1)
+        last = np.full(n, -np.inf)
+        seen: set[int] = set()
+        for k in range(n):
+            t = int(tids[k])
+            if t < 0 or t in seen or not q[k] >= cfg.min_quality:
+                continue
+            seen.add(t)
+            state = self._state.get(t)
+            if state is None:
+                klass[k] = NEW
+                continue
+            last[k] = state.last
+            age = ts - state.last
+            if not decided[k]:
+                due = age >= cfg.undecided_refresh_s
+            else:
+                due = age >= cfg.refresh_s
+            if due or q[k] >= state.best + cfg.quality_gain - 1e-9:
+                klass[k] = OTHER if decided[k] else UNDECIDED
+        cand = np.flatnonzero(klass >= 0)
+        if cfg.max_per_frame is not None and len(cand) > cfg.max_per_frame:
+            # new first (better quality first), then undecided, then oldest embedding; index breaks ties
+            order = np.lexsort((cand, np.where(klass[cand] == NEW, -q[cand], 0.0), last[cand], klass[cand]))
+            cand = cand[order[:cfg.max_per_frame]]
+        mask = np.zeros(n, bool)
+        mask[cand] = True
+        return mask
+
+    def mark_embedded(self, track_ids: Iterable[int], qualities: Iterable[float], timestamp: float) -> None:
+        """Record that these tracks were embedded at ``timestamp`` with these qualities."""
+        ts = float(timestamp)
+        for t, q in zip(np.asarray(track_ids).reshape(-1), np.asarray(qualities, np.float64).reshape(-1)):
+            t = int(t)
+            if t < 0:
+                continue
+            state = self._state.get(t)
+            if state is None:
+                self._state[t] = _Embedded(ts, float(q))
+            else:
+                state.last, state.best, state.count = ts, max(state.best, float(q)), state.count + 1
+
+    def embedded(self, track_id: int) -> tuple[float, float, int] | None:
+        """``(last timestamp, best quality, count)`` of a track's embeddings, None if never."""
+        s = self._state.get(int(track_id))
+        return None if s is None else (s.last, s.best, s.count)
+
+    def forget(self, track_ids: Iterable[int]) -> None:
+        """Drop removed tracks."""
+        for t in track_ids:
+            self._state.pop(int(t), None)
+
+    def reset(self) -> None:
+        self._state.clear()
+
+
+def face_quality(faces: Faces, frame_shape: tuple[int, ...], *, min_size: float = 16.0,
+                 good_size: float = 80.0) -> np.ndarray:
+    """(N,) float32 in [0, 1]: how good a face is for recognition, as a product of
+
+    * the detector score (clipped to [0, 1]);
+    * size: the box's shorter side, 0 at ``min_size`` px, 1 from ``good_size`` px up, log-linear
+      between (the embedder works on 112 px crops; small faces lose identity detail first);
+    * border: the fraction of the box inside the frame (a face cut by the border aligns badly).
+
+    ``frame_shape``: ``(H, W)`` or ``image.shape``. Head pose (from the 5 landmarks) and blur
+    (Laplacian variance of the aligned crop) are to join this score later; until then a
+    profile or a motion-blurred face is judged by its detector score only.
+    """
+    n = len(faces)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    _check(len(frame_shape) >= 2 and frame_shape[0] > 0 and frame_shape[1] > 0,
+           f"face_quality: bad frame shape {frame_shape}")
+    _check(0 < min_size < good_size, f"face_quality: need 0 < min_size < good_size, got {min_size}, {good_size}")
+    h, w = float(frame_shape[0]), float(frame_shape[1])
+    b = faces.boxes.astype(np.float64)
+    bw = np.clip(b[:, 2] - b[:, 0], 0, None)
+    bh = np.clip(b[:, 3] - b[:, 1], 0, None)
+    score = np.clip(faces.scores.astype(np.float64), 0.0, 1.0)
+    side = np.minimum(bw, bh)
+    size = np.clip(np.log(np.maximum(side, 1e-6) / min_size) / math.log(good_size / min_size), 0.0, 1.0)
+    iw = np.clip(np.minimum(b[:, 2], w) - np.maximum(b[:, 0], 0.0), 0, None)
+    ih = np.clip(np.minimum(b[:, 3], h) - np.maximum(b[:, 1], 0.0), 0, None)
+    area = bw * bh
+    inside = np.divide(iw * ih, area, out=np.zeros_like(area), where=area > 0)
+    return (score * size * np.clip(inside, 0.0, 1.0)).astype(np.float32)

@@ -1,0 +1,64 @@
+"""A minimal RTSP server for the capture tests: streams a video file as H.264 over RTSP.
+
+Run with a Python that has GStreamer's introspection bindings (Debian: /usr/bin/python3 with
+python3-gi, gir1.2-gst-rtsp-server-1.0 and the gstreamer1.0-plugins-{good,bad,ugly} +
+gstreamer1.0-libav packages):
+
+    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file resources/demo/megamind.avi
+
+serves rtsp://127.0.0.1:8554/demo and prints ``READY <port>`` once it listens. Every client gets
+its own pipeline from the start of the file, paced in real time (RTP timestamps drive the sink).
+Exit code 3 and a message on stderr when the bindings or an element are missing.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+ELEMENTS = ("filesrc", "decodebin", "videoconvert", "x264enc", "rtph264pay")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--file", required=True)
+    ap.add_argument("--path", default="/demo")
+    args = ap.parse_args()
+    try:
+        import gi
+        gi.require_version("Gst", "1.0")
+        gi.require_version("GstRtspServer", "1.0")
+        from gi.repository import GLib, Gst, GstRtspServer
+    except (ImportError, ValueError) as e:
+        print(f"MISSING GStreamer RTSP server bindings: {e}", file=sys.stderr, flush=True)
+        return 3
+    Gst.init(None)
+    missing = [name for name in ELEMENTS if Gst.ElementFactory.find(name) is None]
+    if missing:
+        print(f"MISSING GStreamer elements: {', '.join(missing)}", file=sys.stderr, flush=True)
+        return 3
+    location = args.file.replace('"', '\\"')
+    # key-int-max: a keyframe every 0.5 s, so a (re)connecting client can decode within half a second.
+    launch = (f'( filesrc location="{location}" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! '
+              "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=12 bitrate=2000 ! "
+              "rtph264pay name=pay0 pt=96 config-interval=1 )")
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(False)
+    server.get_mount_points().add_factory(args.path, factory)
+    if server.attach(None) == 0:
+        print(f"MISSING could not listen on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
+        return 4
+    loop = GLib.MainLoop()
+    signal.signal(signal.SIGTERM, lambda *_: loop.quit())
+    print(f"READY {server.get_bound_port()}", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
