@@ -1,8 +1,8 @@
 """A minimal RTSP server for the capture tests: streams a video file as H.264 over RTSP.
 
 Run with a Python that has GStreamer's introspection bindings (Debian: /usr/bin/python3 with
-python3-gi, gir1.2-gst-rtsp-server-1.0 and the gstreamer1.0-plugins-{good,bad,ugly} +
-gstreamer1.0-libav packages):
+python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,ugly} (avi, rtp, x264)
+and gstreamer1.0-libav (the clip's MPEG-4 decoder)):
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 --file resources/demo/megamind.avi
 
@@ -17,6 +17,20 @@ import signal
 import sys
 
 ELEMENTS = ("filesrc", "decodebin", "videoconvert", "x264enc", "rtph264pay")
+
+
+def _can_encode(Gst, location: str) -> bool:
+    """Preroll the file through decoder and encoder once, so that a missing codec is reported
+    here (exit 3) rather than as a stream that never delivers a frame."""
+    check = Gst.parse_launch(f'filesrc location="{location}" ! decodebin ! videoconvert ! x264enc ! fakesink')
+    check.set_state(Gst.State.PAUSED)
+    msg = check.get_bus().timed_pop_filtered(10 * Gst.SECOND, Gst.MessageType.ASYNC_DONE | Gst.MessageType.ERROR)
+    check.set_state(Gst.State.NULL)
+    if msg is None or msg.type == Gst.MessageType.ERROR:
+        detail = msg.parse_error()[0].message if msg is not None else "no preroll within 10 s"
+        print(f"MISSING cannot decode/encode {location} with GStreamer: {detail}", file=sys.stderr, flush=True)
+        return False
+    return True
 
 
 def main() -> int:
@@ -39,6 +53,8 @@ def main() -> int:
         print(f"MISSING GStreamer elements: {', '.join(missing)}", file=sys.stderr, flush=True)
         return 3
     location = args.file.replace('"', '\\"')
+    if not _can_encode(Gst, location):
+        return 3
     # key-int-max: a keyframe every 0.5 s, so a (re)connecting client can decode within half a second.
     launch = (f'( filesrc location="{location}" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! '
               "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=12 bitrate=2000 ! "

@@ -460,3 +460,15 @@ def test_stages_together_keep_names_and_bound_embeddings():
     for truth, seq in shown.items():
         expected = names.get(truth_pid[truth])
         assert seq[15:].count(expected) == len(seq) - 15, (truth, seq)  # named within 0.5 s, then stable
+
+
+def test_policy_new_tracks_beyond_the_cap():
+    """Faces that appear together are all embedded at once; only re-embeddings wait for budget."""
+    faces = tracked([1, 2, 3, 4, 5])
+    q = np.full(5, 0.8)
+    assert EmbedPolicy(PolicyConfig(max_per_frame=2)).select(faces, q, 0.0).sum() == 5
+    assert EmbedPolicy(PolicyConfig(max_per_frame=2, new_always=False)).select(faces, q, 0.0).sum() == 2
+    policy = EmbedPolicy(PolicyConfig(max_per_frame=2, undecided_refresh_s=0.1))
+    policy.mark_embedded([1, 2, 3, 4], [0.8] * 4, 0.0)
+    mask = policy.select(faces, q, 1.0, np.zeros(5, bool))   # 5 is new, 1-4 are due: 1 left in budget
+    assert mask.sum() == 2 and mask[4]

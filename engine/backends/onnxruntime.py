@@ -29,6 +29,9 @@ class OrtSession:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only: ORT's warnings about initializers are noise here
+        # No busy-waiting between ops: on 2 cores the capture thread and the Numba warp need the
+        # other core, and spinning ORT workers measurably slowed both (and ORT itself, p95).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         missing = [p for p in providers if p not in available]
         if missing:

@@ -22,7 +22,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from engine.capture.config import FINAL_STATES, FPS_WINDOW_S, CaptureConfig, CaptureState, CaptureStats
 from engine.capture.frame import Frame
@@ -218,6 +218,11 @@ class Capture:
                 raw: RawFrame | None = io.call(reader.read, cfg.read_timeout_s, self._stop)
             except Hung:
                 raise _SessionError(f"{spec.display} sent no frame for {cfg.read_timeout_s:g} s", hung=True) from None
+            except Stopped:
+                raise
+            except Exception as e:  # a backend error on one read is a lost connection, not a crash
+                log.debug("read failed", exc_info=True)
+                raise _SessionError(f"reading {spec.display} failed: {e}") from None
             if raw is None:
                 if spec.is_live:
                     raise _SessionError(f"{spec.display} stopped sending frames (stream ended or read failed)")

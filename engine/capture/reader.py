@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
-from engine.capture.source import SourceError, SourceSpec, list_images
+from engine.capture.source import SourceError, SourceSpec, list_images, parse_source
 from engine.errors import ImageError
 from engine.imageio import read_image
 
@@ -92,7 +93,10 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) 
     """Open ``spec``; blocks as long as the backend does (bounded by FFmpeg timeouts for URLs
     only). Raises SourceError saying why it failed. Prefer :func:`open_capture` (bounded)."""
     if spec.kind == "folder":
-        return FolderReader(spec)
+        try:
+            return FolderReader(spec)
+        except OSError as e:  # e.g. the folder vanished since parse_source
+            raise SourceError(f"cannot list folder {spec.display}: {e.strerror or e}") from None
     try:
         if spec.kind == "url":
             # Applied by OpenCV's FFmpeg interrupt callback to open and to every read.
@@ -186,7 +190,7 @@ class IoThread:
                     job, self._job = self._job, None
                 try:
                     result: tuple[Any, BaseException | None] = (job(), None)
-                except BaseException as e:  # handed to the caller, who decides what it means
+                except Exception as e:  # handed to the caller, who decides what it means
                     result = (None, e)
                 with self._cond:
                     self._result = result
@@ -199,10 +203,12 @@ class IoThread:
                     log.debug("release failed", exc_info=True)
 
 
-def open_capture(spec: SourceSpec, open_timeout_s: float = 5.0, read_timeout_s: float = 5.0) -> SourceReader:
-    """Open ``spec`` and return its reader, or raise SourceError within ``open_timeout_s``
+def open_capture(spec: SourceSpec | str, open_timeout_s: float = 5.0, read_timeout_s: float = 5.0) -> SourceReader:
+    """Open ``spec`` (or source text) and return its reader, or raise SourceError within ``open_timeout_s``
     (a backend that hangs is left behind on a daemon thread, which releases it if it ever
     returns). Use for one-shot reads; reads on the returned reader are not watchdogged."""
+    if not isinstance(spec, SourceSpec):
+        spec = parse_source(spec)
     io = IoThread(f"facescope-open[{spec.display}]")
     try:
         reader = io.open(lambda: open_reader(spec, open_timeout_s, read_timeout_s), open_timeout_s,

@@ -8,8 +8,9 @@ logs and errors: the raw ``value`` of a URL can hold credentials.
 """
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,7 +33,7 @@ class SourceSpec:
     ``display``: the text to show the user, with any URL password replaced by ``***``."""
 
     kind: str
-    value: int | str
+    value: int | str = field(repr=False)  # repr() must not leak a URL's password into logs
     display: str
 
     def __post_init__(self) -> None:
@@ -81,7 +82,7 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def parse_source(text: str | int) -> SourceSpec:
+def parse_source(text: str | int | os.PathLike) -> SourceSpec:
     """Parse what the user typed (CLI ``--source``, the app's source box) into a SourceSpec.
 
     An integer string is always a webcam index, even if a file of that name exists: ``./0`` names
@@ -89,6 +90,8 @@ def parse_source(text: str | int) -> SourceSpec:
     """
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
+    elif isinstance(text, os.PathLike):
+        text = os.fspath(text)
     if not isinstance(text, str):
         raise SourceError(f"a source must be text (webcam index, URL, file or folder), got {type(text).__name__}")
     raw = text.strip()

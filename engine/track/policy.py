@@ -31,7 +31,10 @@ class PolicyConfig:
     the same for tracks whose identity is undecided (new, contested, not yet named).
     ``quality_gain``: re-embed at once when quality rose this much above the best embedded.
     ``max_per_frame``: embeddings per frame at most (None = no cap). ``min_quality``: faces
-    below it are never embedded (they would only add noise votes).
+    below it are never embedded (they would only add noise votes). ``new_always``: tracks
+    never embedded are embedded at once even beyond ``max_per_frame`` (names appear on the
+    first frame; the price is one slower frame when many faces appear together); the cap then
+    only spreads re-embeddings, which use what budget the new tracks left.
     """
 
     refresh_s: float = 2.0
@@ -39,6 +42,7 @@ class PolicyConfig:
     quality_gain: float = 0.15
     max_per_frame: int | None = 4
     min_quality: float = 0.0
+    new_always: bool = True
 
     def __post_init__(self) -> None:
         for key in ("refresh_s", "undecided_refresh_s"):
@@ -106,7 +110,15 @@ class EmbedPolicy:
             if due or q[k] >= state.best + cfg.quality_gain - 1e-9:
                 klass[k] = OTHER if decided[k] else UNDECIDED
         cand = np.flatnonzero(klass >= 0)
-        if cfg.max_per_frame is not None and len(cand) > cfg.max_per_frame:
+        if cfg.new_always and cfg.max_per_frame is not None:
+            new = cand[klass[cand] == NEW]
+            rest = cand[klass[cand] != NEW]
+            budget = max(0, cfg.max_per_frame - len(new))
+            if len(rest) > budget:
+                order = np.lexsort((rest, last[rest], klass[rest]))
+                rest = rest[order[:budget]]
+            cand = np.concatenate([new, rest])
+        elif cfg.max_per_frame is not None and len(cand) > cfg.max_per_frame:
             # new first (better quality first), then undecided, then oldest embedding; index breaks ties
             order = np.lexsort((cand, np.where(klass[cand] == NEW, -q[cand], 0.0), last[cand], klass[cand]))
             cand = cand[order[:cfg.max_per_frame]]
