@@ -27,7 +27,9 @@ STAGES = ("capture_wait", "detect", "track", "align", "embed", "match", "total")
 class PipelineConfig:
     """Tracking, identity and re-embedding settings (detector/embedder live in the Recognizer)."""
 
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # Tracks start on their first confident detection (score >= new_track_thresh), so a face
+    # is boxed and named on the frame it appears; weaker detections only extend tracks.
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(min_hits=1))
     # A name may attach on a track's first confident match; switching it later still needs
     # dominant evidence, which is what keeps names from flickering.
     identity: IdentityConfig = field(default_factory=lambda: IdentityConfig(min_votes=1))

@@ -2,8 +2,9 @@
 
 A first run builds the demo gallery: for the shipped clip from the frames listed in
 ``resources/demo/megamind_enrol.json`` (several views per character); for another
-``--source``, the first clearly visible face is enrolled as ``--name``. Later runs reuse it. This is the README's "run the app" command until the desktop window
-exists; the real-time pipeline with tracking is ``facescope run`` (milestone P2).
+``--source``, the first clearly visible face is enrolled as ``--name``. Later runs reuse it.
+Frames go through the real-time pipeline (tracking, identity voting), as fast as possible.
+This is the README's "run the app" command until the desktop window exists.
 """
 from __future__ import annotations
 
@@ -16,11 +17,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from engine.cli.common import add_model_args, add_threshold_arg, build_recognizer
+from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
 from engine.cli.enroll_cmd import open_gallery
 from engine.draw import draw_faces
 from engine.errors import FacescopeError
-from engine.recognizer import match_faces
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
 DEMO_VIDEO = DEMO_DIR / "megamind.avi"
@@ -35,59 +35,89 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="Person 1", help="who to enrol from another --source when the gallery is empty")
     p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0 = all)")
     add_threshold_arg(p)
-    add_model_args(p, det_size="640x640")
+    add_model_args(p, det_size="640x384")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.capture import Capture, CaptureConfig, parse_source
+    from engine.pipeline import Pipeline
+
+    spec = parse_source(args.source)
+    if spec.kind not in ("file", "folder"):
+        raise FacescopeError(f"demo plays a video file or image folder, not {spec.display} (use `facescope run`)")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     gallery_path = args.gallery or str(out_dir / "demo_gallery.db")
-    cap = cv2.VideoCapture(args.source)
-    if not cap.isOpened():
-        raise FacescopeError(f"cannot open video {args.source}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    rec = build_recognizer(args)
+    rec = build_tracking_recognizer(args)
     out_video = out_dir / "demo_annotated.mp4"
     writer = None
     frames = faces_seen = named = 0
     t0 = time.perf_counter()
     with open_gallery(gallery_path, rec.embedder, create=True) as gallery:
-        if not gallery.persons() and Path(args.source).resolve() == DEMO_VIDEO:
-            enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
-        limit = args.frames or total
-        for _ in tqdm(range(limit) if limit else iter(int, 1), desc="demo", unit="frame"):
-            ok, frame = cap.read()
-            if not ok:
-                break
-            faces = rec.embed(frame, rec.detect(frame))
-            if not gallery.persons() and len(faces) and faces.scores.max() >= 0.8:
-                k = faces.largest()
-                crop = rec.embedder.aligned_crops(frame, faces.keypoints[k : k + 1])
-                gallery.enroll(args.name, faces.embeddings[k : k + 1], crops=list(crop),
-                               qualities=faces.scores[k : k + 1], sources=[f"{args.source}#frame{frames}"])
-                print(f"enrolled {args.name!r} from frame {frames} into {gallery_path}")
-            faces = match_faces(faces, gallery.index, rec.threshold)
-            if writer is None:
-                h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                if not writer.isOpened():
-                    raise FacescopeError(f"cannot write video {out_video}")
-            writer.write(draw_faces(frame, faces))
-            frames += 1
-            faces_seen += len(faces)
-            named += sum(n is not None for n in faces.names)
-    cap.release()
+        if not gallery.persons():
+            if spec.kind == "file" and Path(spec.value).resolve() == DEMO_VIDEO.resolve():
+                enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
+            else:
+                enrol_first_face(rec, gallery, spec, args.name)
+        with Capture(spec, CaptureConfig(realtime=False)) as capture:
+            capture.start()
+            results = Pipeline(rec, gallery.index).run(capture, max_frames=args.frames or None)
+            for r in tqdm(results, desc="demo", unit="frame", total=args.frames or None):
+                if writer is None:
+                    h, w = r.frame.image.shape[:2]
+                    writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), _fps(spec), (w, h))
+                    if not writer.isOpened():
+                        raise FacescopeError(f"cannot write video {out_video}")
+                writer.write(draw_faces(r.frame.image, r.faces))
+                frames += 1
+                faces_seen += len(r.faces)
+                named += sum(n is not None for n in r.faces.names)
+            state = capture.stats()
     if writer is not None:
         writer.release()
     if frames == 0:
-        raise FacescopeError(f"no frames could be read from {args.source}")
+        raise FacescopeError(f"no frames could be read from {spec.display}: {state.reason or state.state.value}")
     dt = time.perf_counter() - t0
     print(f"{frames} frames in {dt:.1f} s ({frames / dt:.1f} FPS), {faces_seen} faces, "
           f"{named} identified ({100.0 * named / max(faces_seen, 1):.1f} %)")
     print(f"annotated video: {out_video}")
     return 0
+
+
+def _fps(spec) -> float:
+    if spec.kind != "file":
+        return 25.0
+    cap = cv2.VideoCapture(str(spec.value))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return float(fps) if 0.5 <= fps <= 1000 else 25.0
+
+
+def _best_face(rec, image, min_score: float = 0.8):
+    """The largest confident face of an image, embedded (0 or 1 faces)."""
+    faces = rec.detect(image)
+    faces = faces.select(faces.scores >= min_score)
+    if len(faces) == 0:
+        return faces
+    return rec.embed(image, faces.select([faces.largest()]))
+
+
+def enrol_first_face(rec, gallery, spec, name: str) -> None:
+    """Enrol the first confidently detected face of the source as ``name``."""
+    from engine.capture import Capture, CaptureConfig
+
+    with Capture(spec, CaptureConfig(realtime=False)) as capture:
+        capture.start()
+        while (frame := capture.read(timeout=5.0)) is not None:
+            faces = _best_face(rec, frame.image)
+            if len(faces):
+                crop = rec.embedder.aligned_crops(frame.image, faces.keypoints)
+                gallery.enroll(name, faces.embeddings, crops=list(crop), qualities=faces.scores,
+                               sources=[f"{spec.display}#frame{frame.index}"])
+                print(f"enrolled {name!r} from frame {frame.index}")
+                return
+    raise FacescopeError(f"no face found in {spec.display} to enrol")
 
 
 def enrol_from_manifest(rec, gallery, manifest: Path) -> None:
@@ -108,7 +138,7 @@ def enrol_from_manifest(rec, gallery, manifest: Path) -> None:
     for person in spec["enrol"]:
         embeddings, crops, scores = [], [], []
         for f in person["frames"]:
-            faces = rec.largest(frames[f])
+            faces = _best_face(rec, frames[f], min_score=0.6)
             if len(faces) == 0:
                 raise FacescopeError(f"demo manifest: no face in frame {f} of {spec['source']}")
             embeddings.append(faces.embeddings[0])
