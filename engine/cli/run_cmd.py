@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             stats_named += sum(n is not None for n in result.faces.names)
         stats = capture.stats()
     if frames == 0:
-        raise FacescopeError(f"no frames from {spec.display}: {stats.state.value} {stats.reason or ''}".strip())
+        raise FacescopeError(f"no frames from {spec.display} ({stats.state.value}: {stats.reason or 'no reason given'})")
     dt = time.perf_counter() - t0
     print(f"{frames} frames in {dt:.1f} s ({frames / dt:.1f} FPS processed, {stats.dropped} dropped by capture), "
           f"{stats_faces / frames:.2f} faces/frame, {100.0 * stats_named / max(stats_faces, 1):.1f} % of faces named")
