@@ -28,7 +28,7 @@ def lfw():
 
 def test_help_for_every_command():
     for cmd in ([], ["enroll"], ["identify"], ["gallery"], ["eval", "lfw"], ["eval", "ident"], ["calibrate"],
-                ["bench", "warp"], ["bench", "search"], ["models"], ["demo"], ["run"], ["bench"], ["synth-clip"]):
+                ["bench", "warp"], ["bench", "search"], ["models"], ["demo"], ["run"], ["bench"], ["synth-clip"], ["gui"]):
         out = facescope(*cmd, "--help")
         assert "usage: facescope" in out.stdout
 

@@ -27,7 +27,12 @@ def _pct(values: list[float], q: float) -> float:
 
 @dataclass
 class Scorer:
-    """Identification accuracy and id switches against ground truth (optional)."""
+    """Identification accuracy and id switches against ground truth (optional).
+
+    Accuracy: over truth faces at least ``min_visible`` visible, the fraction whose matched
+    detection carries the right name (None for people not enrolled). A track-id change within
+    30 frames of the face being (almost) fully hidden or out of frame is counted apart
+    (``switches_at_occlusion``): no tracker can carry an id through what it never sees."""
 
     truth: dict | None
     min_visible: float = 0.6
@@ -48,7 +53,6 @@ class Scorer:
             if o.get("occluded") or o["visible_fraction"] < 0.2:
                 self.occluded_recently[o["id"]] = index
         ids = match_truth(boxes, objs) if len(boxes) else np.zeros(0, int)
-        by_id = {o["id"]: o for o in objs}
         got = {int(t): k for k, t in enumerate(ids) if t >= 0}
         for o in objs:
             if o["visible_fraction"] < self.min_visible:
@@ -68,7 +72,6 @@ class Scorer:
                     else:
                         self.switches += 1
                 self.last_track[tid_truth] = tid
-        del by_id
 
     @property
     def accuracy(self) -> float | None:

@@ -137,7 +137,7 @@ def _print_pipeline(r: dict) -> None:
         print(f"  {stage:>12}: p50 {v['p50_ms']:7.2f} ms   p95 {v['p95_ms']:7.2f} ms")
     if r.get("ident_accuracy") is not None:
         print(f"  identification accuracy {100 * r['ident_accuracy']:.2f} %, id switches {r['id_switches']} "
-              f"(+{r['id_switches_at_occlusion']} right after full occlusions)")
+              f"(+{r['id_switches_at_occlusion']} right after a face was fully hidden or out of frame)")
     if "baseline_fps" in r:
         acc = r.get("baseline_ident_accuracy")
         acc_s = f", identification accuracy {100 * acc:.2f} %" if acc is not None else ""

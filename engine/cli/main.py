@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, models_cmd, run_cmd, synth_cmd
+from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, gui_cmd, models_cmd, run_cmd, synth_cmd
 from engine.errors import FacescopeError
 
-COMMANDS = (demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd)
+COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facescope",
         description="Real-time face recognition: enrol faces, identify them, evaluate and benchmark the models.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
     return parser
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # plain `facescope` opens the window
+        args.func = gui_cmd.run
     try:
         return int(args.func(args) or 0)
     except FacescopeError as exc:
