@@ -1,5 +1,9 @@
 """facescope desktop application (PySide6 + pyqtgraph). All Qt code lives in this package.
 
-The window itself is built in a later milestone (issue P3); the package exists now so that
-the import-linter contracts in pyproject.toml guard the boundary from the start.
+Modules: ``app`` (``main(argv)``, the ``facescope gui`` entry point), ``main_window``
+(``MainWindow``: source bar, live view, status bar, ``add_dock`` for side panels,
+``result_ready`` signal), ``worker`` (``EngineWorker`` on a QThread + ``Controller``; newest
+result only), ``live_view`` (``LiveView``: frame + face overlays, clickable faces, snapshot),
+``enrol_dialog`` (``EnrolDialog``). The headless engine never imports this package (import-linter
+contracts in pyproject.toml).
 """

@@ -1,0 +1,74 @@
+"""``facescope gui`` / ``python -m desktop.app``: the desktop application's entry point.
+
+``main(argv)`` parses ``--source`` (started at once) and ``--gallery`` (default: the app data
+folder's ``gallery.db``, via QStandardPaths), creates the QApplication and the MainWindow and
+runs the event loop. The CLI wires ``facescope gui`` here with
+``importlib.import_module("desktop.app").main(argv)``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def default_gallery_path() -> Path:
+    """``<AppDataLocation>/gallery.db`` (e.g. ``~/.local/share/facescope/gallery.db``)."""
+    from PySide6.QtCore import QCoreApplication, QStandardPaths
+
+    # AppDataLocation depends on the application (and organisation) name: pin them to facescope
+    # for the lookup, whoever created the QApplication (tests, an embedding app).
+    old = QCoreApplication.applicationName(), QCoreApplication.organizationName()
+    QCoreApplication.setApplicationName("facescope")
+    QCoreApplication.setOrganizationName("")
+    try:
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    finally:
+        QCoreApplication.setApplicationName(old[0])
+        QCoreApplication.setOrganizationName(old[1])
+    return Path(base or Path.home() / ".local" / "share" / "facescope") / "gallery.db"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facescope gui", description="facescope desktop app: live face recognition")
+    p.add_argument("--source", help="start on this source: webcam index (0), rtsp://... / http://... URL or video file")
+    p.add_argument("--gallery", help="gallery file (default: the app data folder's gallery.db)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.main_window import MainWindow
+    from desktop.panels import attach_panels, settings_recognizer_factory
+    from desktop.settings import Settings
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "facescope"])
+    app.setApplicationName("facescope")
+    app.setOrganizationName("")
+    gallery = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
+    settings = Settings.load()
+    win = MainWindow(gallery_path=gallery, recognizer_factory=settings_recognizer_factory(settings),
+                     pipeline_config=settings.to_configs().pipeline)
+    win.ensure_engine()  # models and gallery load before the panels bind to them
+    attach_panels(win)
+    win.show()
+    if args.source:
+        win.start(args.source)
+    rc = app.exec()
+    win.controller.stop()
+    # Tear the widgets down while the interpreter is still whole: left to the final garbage
+    # collection, PySide6 6.12 + pyqtgraph's plot items crash Python 3.11 at exit
+    # ("bool_dealloc: deallocating True or False").
+    import gc
+
+    win.deleteLater()
+    del win
+    gc.collect()
+    app.processEvents()
+    return int(rc)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
