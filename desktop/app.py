@@ -8,6 +8,7 @@ runs the event loop. The CLI wires ``facescope gui`` here with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from desktop.panels import attach_panels, settings_recognizer_factory
     from desktop.settings import Settings
 
+    owned = QApplication.instance() is None
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "facescope"])
     app.setApplicationName("facescope")
     app.setOrganizationName("")
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.source:
         win.start(args.source)
     rc = app.exec()
+    win.close()  # closeEvent stops the engine and closes the gallery, however the loop ended
     win.controller.stop()
     # Tear the widgets down while the interpreter is still whole: left to the final garbage
     # collection, PySide6 6.12 + pyqtgraph's plot items crash Python 3.11 at exit
@@ -67,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     del win
     gc.collect()
     app.processEvents()
+    if owned:
+        # Even torn down, the plot panels can still trip that abort during finalisation; the
+        # gallery is closed and every write committed by now, so end the process directly.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(rc))
     return int(rc)
 
 

@@ -48,9 +48,12 @@ def face_label(faces, i: int) -> str:
 class LiveView(QWidget):
     """Shows the newest frame scaled to the widget (aspect ratio kept, centred) with a box and a
     ``#id name sim`` label per face: known green, unknown orange, enrolling blue.
-    ``face_clicked(track_id)`` is emitted for a left click inside a tracked face's box."""
+    ``face_clicked(track_id)`` is emitted for a left click inside a tracked face's box.
+    The last clicked or hovered tracked face is the *selected* one (:attr:`selected_track`,
+    drawn with a thicker box); ``selection_changed(track_id)`` follows each change."""
 
     face_clicked = Signal(int)
+    selection_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +66,8 @@ class LiveView(QWidget):
         self.faces = None  # Faces of the shown frame
         self.result = None  # the shown FrameResult
         self.enrolling: set[int] = set()
+        self.selected_track: int | None = None
+        self.setMouseTracking(True)  # hover selects a face
         self.message = "No source"
 
     # -- data ------------------------------------------------------------------------------------
@@ -85,6 +90,14 @@ class LiveView(QWidget):
     def set_enrolling(self, track_ids) -> None:
         self.enrolling = {int(t) for t in track_ids}
         self.update()
+
+    def select(self, track_id: int | None) -> None:
+        tid = None if track_id is None else int(track_id)
+        if tid != self.selected_track:
+            self.selected_track = tid
+            self.update()
+            if tid is not None:
+                self.selection_changed.emit(tid)
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -138,10 +151,17 @@ class LiveView(QWidget):
         if event.button() == Qt.MouseButton.LeftButton:
             i = self.face_at(event.position())
             if i is not None:
+                self.select(int(self.faces.track_ids[i]))
                 self.face_clicked.emit(int(self.faces.track_ids[i]))
                 event.accept()
                 return
         super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        i = self.face_at(event.position())
+        if i is not None:
+            self.select(int(self.faces.track_ids[i]))
+        super().mouseMoveEvent(event)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         p = QPainter(self)
@@ -171,7 +191,8 @@ class LiveView(QWidget):
         for i in range(len(faces)):
             x1, y1, x2, y2 = (float(v) * scale for v in faces.boxes[i])
             color = self.face_color(faces, i)
-            p.setPen(QPen(color, 2))
+            selected = self.selected_track is not None and int(faces.track_ids[i]) == self.selected_track
+            p.setPen(QPen(color, 4 if selected else 2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(QRectF(x1, y1, x2 - x1, y2 - y1))
             label = face_label(faces, i)

@@ -69,12 +69,14 @@ class Pipeline:
         self.book = IdentityBook(self.config.identity)
         self.policy = EmbedPolicy(self.config.policy)
         self._alive: set[int] = set()
+        self._last_clock: float | None = None
 
     def reset(self) -> None:
         self.tracker.reset()
         self.book = IdentityBook(self.config.identity)
         self.policy = EmbedPolicy(self.config.policy)
         self._alive = set()
+        self._last_clock = None
 
     def process(self, frame: Frame, capture_wait_ms: float = 0.0) -> FrameResult:
         t0 = time.perf_counter()
@@ -85,6 +87,9 @@ class Pipeline:
         # Motion and vote clocks run on media time for files (tracking must not depend on how
         # fast this machine processes them), on capture time for live sources.
         clock = frame.pts_s if frame.pts_s is not None else frame.timestamp
+        if self._last_clock is not None and clock < self._last_clock:
+            self.reset()  # a looping file restarted: a new pass is a new scene for the tracker
+        self._last_clock = clock
         faces = self.tracker.update(faces, clock)
         quality = face_quality(faces, image.shape)
         self._forget_dead_tracks()

@@ -28,7 +28,7 @@ def lfw():
 
 def test_help_for_every_command():
     for cmd in ([], ["enroll"], ["identify"], ["gallery"], ["eval", "lfw"], ["eval", "ident"], ["calibrate"],
-                ["bench", "warp"], ["bench", "search"], ["models"], ["demo"], ["run"], ["bench"], ["synth-clip"], ["gui"]):
+                ["bench", "warp"], ["bench", "search"], ["models"], ["demo"], ["run"], ["bench"], ["synth-clip"], ["gui"], ["bench", "gui"]):
         out = facescope(*cmd, "--help")
         assert "usage: facescope" in out.stdout
 
@@ -194,3 +194,17 @@ def test_synth_clip_command(tmp_path):
     assert "not enrolled" in stdout and len(truth["frames"]) == 12
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+
+
+def test_bench_gui_probe(tmp_path):
+    """The GUI responsiveness benchmark runs the real window offscreen and writes its JSON."""
+    import os
+
+    pytest.importorskip("PySide6")
+    js = tmp_path / "gui.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "bench", "gui", "--seconds", "3", "--json",
+                             str(js)], cwd=REPO, capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(js.read_text())
+    assert data["ticks"] > 50 and data["event_loop_p95_ms"] >= 0 and data["display_fps"] > 1

@@ -38,8 +38,12 @@ def recognizer():
 def window(qtbot, tmp_path, recognizer):
     from desktop.main_window import MainWindow
 
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "facescope.ini"), QSettings.Format.IniFormat)
     win = MainWindow(gallery_path=tmp_path / "gallery.db", recognizer=recognizer,
-                     capture_config=CaptureConfig(realtime=True, loop=True))
+                     capture_config=CaptureConfig(realtime=True, loop=True), settings=settings,
+                     probe_webcams=False)
     qtbot.addWidget(win)
     win.resize(900, 600)
     win.show()
@@ -179,3 +183,156 @@ def test_app_default_gallery_and_args(qtbot):
     assert path.name == "gallery.db" and path.parent.name == "facescope"
     args = build_parser().parse_args(["--source", "0", "--gallery", "g.db"])
     assert (args.source, args.gallery) == ("0", "g.db")
+
+
+def test_probe_webcams_with_fake_open_capture(qtbot):
+    from desktop.sources import WebcamProber, probe_webcams
+
+    calls, released = [], []
+
+    class Reader:
+        def __init__(self, i):
+            self.i = i
+
+        def release(self):
+            released.append(self.i)
+
+    def fake_open(text, open_timeout_s, read_timeout_s):
+        calls.append((text, open_timeout_s, read_timeout_s))
+        if text in ("0", "2"):
+            return Reader(int(text))
+        raise RuntimeError(f"no camera {text}")
+
+    assert probe_webcams(open_capture=fake_open) == [0, 2]
+    assert [c[0] for c in calls] == ["0", "1", "2", "3", "4"] and all(c[1:] == (1.5, 1.5) for c in calls)
+    assert released == [0, 2]
+    # the prober runs it off the GUI thread and delivers the result on it
+    gui = threading.get_ident()
+    ran_on = []
+
+    def slow_open(text, **kw):
+        ran_on.append(threading.get_ident())
+        return fake_open(text, **kw)
+
+    prober = WebcamProber(open_capture=slow_open)
+    with qtbot.waitSignal(prober.found, timeout=5000) as blocker:
+        prober.start()
+    assert blocker.args == [[0, 2]] and ran_on and gui not in ran_on
+
+
+def test_recent_sources_persist_masked(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from desktop.sources import MAX_RECENT, RecentSources
+
+    ini = tmp_path / "recent.ini"
+    rec = RecentSources(QSettings(str(ini), QSettings.Format.IniFormat))
+    url = "rtsp://admin:s3cretPW@10.0.0.5:554/stream1"
+    shown = rec.add(url)
+    assert shown == "rtsp://admin:***@10.0.0.5:554/stream1"
+    assert rec.resolve(shown) == url  # the real URL, this session only
+    rec.add(str(DEMO))
+    rec.add("0")
+    rec.add(str(DEMO))  # moves to the front, no duplicate
+    assert rec.items() == [str(DEMO), "0", shown]
+    text = ini.read_text()
+    assert "s3cretPW" not in text and "***" in text
+    again = RecentSources(QSettings(str(ini), QSettings.Format.IniFormat))
+    assert again.items() == [str(DEMO), "0", shown]
+    assert again.resolve(shown) == shown  # the password is not known to a new session
+    for i in range(MAX_RECENT + 3):
+        again.add(f"http://cam{i}.local/stream")
+    assert len(again.items()) == MAX_RECENT
+
+
+def test_window_source_combo_lists_recent_and_webcams(qtbot, window):
+    url = "rtsp://admin:s3cretPW@127.0.0.1:9/none"
+    window.recent.add(url)
+    window._on_webcams([0])
+    items = [window.source_combo.itemText(i) for i in range(window.source_combo.count())]
+    assert items == ["0", "rtsp://admin:***@127.0.0.1:9/none"]
+    assert window.recent.resolve(items[1]) == url
+    window.source_edit.setText(str(DEMO))  # typing still works
+    assert window.start()
+    assert window.source_combo.itemText(1) == str(DEMO)
+    window.stop()
+
+
+def _wait_tracked(qtbot, window):
+    qtbot.waitUntil(lambda: window.latest is not None and (window.latest.faces.track_ids >= 0).any(), timeout=WAIT_MS)
+    r = window.latest
+    i = int(np.flatnonzero(r.faces.track_ids >= 0)[0])
+    return r, i, int(r.faces.track_ids[i])
+
+
+def test_ctrl_e_enrols_selected_face(qtbot, window, monkeypatch):
+    from desktop.enrol_dialog import EnrolDialog
+
+    opened = []
+
+    def fake_exec(dlg):
+        opened.append(dlg.windowTitle())
+        return QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(EnrolDialog, "exec", fake_exec)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)  # nothing selected, no frame
+    assert opened == [] and "no face selected" in window.statusBar().currentMessage()
+    assert window.start(str(DEMO))
+    r, i, tid = _wait_tracked(qtbot, window)
+    window.controller.pause()
+    qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert opened == []
+    x1, y1, x2, y2 = r.faces.boxes[i]
+    window.view.set_result(r)
+    window.latest = r
+    qtbot.mouseMove(window.view, window.view.image_to_widget(((x1 + x2) / 2, (y1 + y2) / 2)).toPoint())
+    qtbot.waitUntil(lambda: window.view.selected_track == tid, timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert opened == [f"Enrol face #{tid}"]
+    window.controller.resume()
+    window.stop()
+
+
+def test_best_k_collection_enrols_k_faces(qtbot, window, monkeypatch):
+    from desktop.enrol_dialog import EnrolDialog
+
+    calls = []
+
+    def fake_exec(dlg):
+        assert (dlg.k_spin.value(), dlg.seconds_spin.value()) == (5, 3.0)
+        dlg.set_name("Best K")
+        dlg.collect_check.setChecked(True)
+        dlg.seconds_spin.setValue(2.0)
+        dlg.accept()
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(EnrolDialog, "exec", fake_exec)
+    assert window.start(str(DEMO))
+    r, i, tid = _wait_tracked(qtbot, window)
+    real_enroll = window.gallery.enroll
+
+    def spy(name, embeddings, **kw):
+        calls.append((name, len(embeddings)))
+        return real_enroll(name, embeddings, **kw)
+
+    monkeypatch.setattr(window.gallery, "enroll", spy)
+    assert window.enrol_track(tid) == "Best K"
+    assert tid in window.view.enrolling  # blue while collecting
+    with qtbot.waitSignal(window.gallery_changed, timeout=WAIT_MS):
+        pass
+    assert tid not in window.view.enrolling
+    assert len(calls) == 1 and calls[0][0] == "Best K" and 2 <= calls[0][1] <= 5
+    persons = window.gallery.persons()
+    assert [p.name for p in persons] == ["Best K"] and 2 <= persons[0].face_count <= 5
+    window.stop()
+
+
+def test_best_k_track_gone_shows_message(qtbot, window):
+    assert window.start(str(DEMO))
+    qtbot.waitUntil(lambda: window.latest is not None, timeout=WAIT_MS)
+    window.collect_best(99999, "Nobody", 5, 0.3)
+    qtbot.waitUntil(lambda: not window._collecting, timeout=5000)
+    assert "nothing enrolled" in (window.last_error or "")
+    assert window.gallery.persons() == [] and 99999 not in window.view.enrolling
+    window.stop()

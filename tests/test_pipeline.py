@@ -105,3 +105,17 @@ def test_bench_pipeline_with_baseline(synthetic_clip, tmp_path):
     assert r["faces_per_frame"] >= 4 and r["embeddings_per_frame"] < r["faces_per_frame"]
     assert set(r["stages"]) >= {"detect", "track", "align", "embed", "match", "total"}
     assert r["ident_accuracy"] is not None and "ratio" in out
+
+
+def test_pipeline_survives_a_looping_file():
+    """Media time restarts at 0 when a file loops: the pipeline starts a new scene, not an error."""
+    from engine.capture import Capture, CaptureConfig
+    from engine.config import DetectorConfig
+    from engine.pipeline import Pipeline
+    from engine.recognizer import Recognizer
+
+    rec = Recognizer.create(DetectorConfig(input_size=(320, 256)))
+    with Capture(str(DEMO), CaptureConfig(realtime=False, loop=True, max_frames=300)) as cap:
+        cap.start()
+        indices = [r.frame.index for r in Pipeline(rec).run(cap, max_frames=290)]
+    assert len(indices) == 290
