@@ -46,35 +46,16 @@ def enrol_image_files(gallery, recognizer, paths: Sequence[str | Path], name: st
     Returns (faces enrolled, problems): unreadable images and images without a face are
     reported and skipped; a gallery error (e.g. an invalid name) enrols nothing and is reported.
     """
-    from engine.errors import ImageError
-    from engine.imageio import read_image
+    from engine.enrolment import prepare_enrolment
 
-    embeddings, crops, qualities, sources, problems = [], [], [], [], []
-    for path in paths:
-        try:
-            image = read_image(path)
-        except ImageError as exc:
-            problems.append(str(exc))
-            continue
-        try:
-            faces = recognizer.largest(image)
-        except (FacescopeError, ValueError) as exc:
-            problems.append(f"{path}: {exc}")
-            continue
-        if len(faces) == 0 or faces.embeddings is None:
-            problems.append(f"{path}: no face found")
-            continue
-        embeddings.append(faces.embeddings[0])
-        crops.append(recognizer.embedder.aligned_crops(image, faces.keypoints)[0])
-        qualities.append(float(faces.scores[0]))
-        sources.append(str(Path(path).resolve()))
-    if not embeddings:
-        return 0, problems
+    batch = prepare_enrolment(recognizer, paths)
+    if not len(batch):
+        return 0, batch.problems
     try:
-        ids = gallery.enroll(name, np.stack(embeddings), crops=crops, qualities=qualities, sources=sources)
+        ids = batch.enroll_into(gallery, name)
     except (FacescopeError, ValueError) as exc:
-        return 0, [*problems, f"nothing enrolled: {exc}"]
-    return len(ids), problems
+        return 0, [*batch.problems, f"nothing enrolled: {exc}"]
+    return len(ids), batch.problems
 
 
 def _image_paths(urls) -> list[str]:

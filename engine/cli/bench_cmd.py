@@ -108,24 +108,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 def _fill_bench_gallery(rec, gallery, source, truth) -> None:
     """Enrol the clip's people: the synthetic clip's enrolment images, or the demo manifest."""
-    import numpy as np
-
     from engine.cli.demo_cmd import DEMO_MANIFEST, DEMO_VIDEO, enrol_from_manifest
-    from engine.imageio import read_image
+    from engine.enrolment import prepare_enrolment
 
     if truth is not None:
         for person in truth["identities"]:
-            if not person.get("enrolled", True):
-                continue
-            embs, crops = [], []
-            for path in person["enrol_images"]:
-                image = read_image(path)
-                faces = rec.largest(image)
-                if len(faces):
-                    embs.append(faces.embeddings[0])
-                    crops.append(rec.embedder.aligned_crops(image, faces.keypoints)[0])
-            if embs:
-                gallery.enroll(person["name"], np.stack(embs), crops=crops)
+            if person.get("enrolled", True):
+                batch = prepare_enrolment(rec, person["enrol_images"])
+                if len(batch):
+                    batch.enroll_into(gallery, person["name"])
     elif source.resolve() == DEMO_VIDEO.resolve() or source.name == DEMO_VIDEO.name:
         enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
 

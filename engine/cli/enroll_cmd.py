@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_recognizer, write_json
@@ -43,27 +42,16 @@ def open_gallery(path: str, embedder, create: bool):
 
 
 def run_enroll(args: argparse.Namespace) -> int:
+    from engine.enrolment import prepare_enrolment
+
     rec = build_recognizer(args)
-    embeddings, crops, qualities, sources, problems = [], [], [], [], []
-    for path in tqdm(args.images, desc="detecting", unit="img", disable=len(args.images) < 5):
-        try:
-            image = read_image(path)
-        except ImageError as exc:
-            problems.append(str(exc))
-            continue
-        faces = rec.largest(image)
-        if len(faces) == 0:
-            problems.append(f"{path}: no face found")
-            continue
-        embeddings.append(faces.embeddings[0])
-        crops.append(rec.embedder.aligned_crops(image, faces.keypoints)[0])
-        qualities.append(float(faces.scores[0]))
-        sources.append(str(Path(path).resolve()))
-    if problems and (not args.skip_bad or not embeddings):
+    batch = prepare_enrolment(rec, tqdm(args.images, desc="detecting", unit="img", disable=len(args.images) < 5))
+    problems = batch.problems
+    if problems and (not args.skip_bad or not len(batch)):
         hint = "" if args.skip_bad else "; use --skip-bad to enrol the other images"
         raise NoFaceError("nothing enrolled: " + "; ".join(problems) + hint)
     with open_gallery(args.gallery, rec.embedder, create=True) as gallery:
-        ids = gallery.enroll(args.name, np.stack(embeddings), crops=crops, qualities=np.array(qualities), sources=sources)
+        ids = batch.enroll_into(gallery, args.name)
     for problem in problems:
         print(f"skipped: {problem}")
     print(f"enrolled {len(ids)} face(s) of {args.name!r} into {args.gallery}")
