@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
 from engine.cli.enroll_cmd import open_gallery
+from engine.cli.run_cmd import native_fps
 from engine.draw import draw_faces
 from engine.errors import FacescopeError
 
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             for r in tqdm(results, desc="demo", unit="frame", total=args.frames or None):
                 if writer is None:
                     h, w = r.frame.image.shape[:2]
-                    writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), _fps(spec), (w, h))
+                    fps = native_fps(spec) or 25.0
+                    writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                     if not writer.isOpened():
                         raise FacescopeError(f"cannot write video {out_video}")
                 writer.write(draw_faces(r.frame.image, r.faces))
@@ -83,15 +85,6 @@ def run(args: argparse.Namespace) -> int:
           f"{named} identified ({100.0 * named / max(faces_seen, 1):.1f} %)")
     print(f"annotated video: {out_video}")
     return 0
-
-
-def _fps(spec) -> float:
-    if spec.kind != "file":
-        return 25.0
-    cap = cv2.VideoCapture(str(spec.value))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return float(fps) if 0.5 <= fps <= 1000 else 25.0
 
 
 def _best_face(rec, image, min_score: float = 0.8):

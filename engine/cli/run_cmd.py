@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"frame {frame.index}: track {ev.track_id} is {ev.name or 'unknown'}")
             if args.out:
                 if writer is None:
-                    writer = _open_writer(args.out, frame.image.shape, _native_fps(spec) or capture.stats().fps or 25.0)
+                    writer = _open_writer(args.out, frame.image.shape, native_fps(spec) or capture.stats().fps or 25.0)
                     stack.callback(writer.release)
                 writer.write(draw_faces(frame.image, result.faces, keypoints=args.draw_keypoints))
             frames += 1
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _native_fps(spec) -> float | None:
+def native_fps(spec) -> float | None:
     """A video file's own frame rate (so the annotated copy plays at the right speed)."""
     if spec.kind != "file":
         return None
