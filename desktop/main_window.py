@@ -304,7 +304,7 @@ class MainWindow(QMainWindow):
         if r is None or self.recognizer is None:
             return None
         hit = np.flatnonzero(r.faces.track_ids == track_id)
-        if hit.size == 0 or r.faces.keypoints is None:
+        if hit.size == 0:
             self.statusBar().showMessage(f"face #{track_id} is no longer in view", 3000)
             return None
         if self.gallery is None:
@@ -312,9 +312,9 @@ class MainWindow(QMainWindow):
             return None
         i = int(hit[0])
         image = r.frame.image
-        kps = r.faces.keypoints[i : i + 1]
         emb_model = self.recognizer.embedder
         try:
+            kps = self._alignment_points(image, r.faces, i)
             crop = emb_model.aligned_crops(image, kps)[0]
             self.view.set_enrolling(self.view.enrolling | {track_id})
             if name is None:
@@ -373,11 +373,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"collecting the best {k} frames of face #{tid} for {seconds:g} s…")
         self._collect_timer.start()
 
+    def _alignment_points(self, image: np.ndarray, faces, i: int) -> np.ndarray:
+        """(1, 5, 2) points that align face ``i`` the way the engine aligns the faces it matches
+        (the landmark model's when configured so, or for box-only detectors)."""
+        return self.recognizer.ensure_keypoints(image, faces.select([i])).keypoints
+
     def _collect_from(self, r) -> None:
         from engine.track import face_quality
 
         faces = r.faces
-        if faces.keypoints is None or len(faces) == 0:
+        if len(faces) == 0:
             return
         qualities = None
         now = time.monotonic()
@@ -394,7 +399,7 @@ class MainWindow(QMainWindow):
                 continue  # not in the top k: no embedding computed
             try:
                 emb_model = self.recognizer.embedder
-                kps = faces.keypoints[i : i + 1]
+                kps = self._alignment_points(r.frame.image, faces, i)
                 crop = emb_model.aligned_crops(r.frame.image, kps)[0]
                 embedding = emb_model.embed_tensor(emb_model.align(r.frame.image, kps))[0]
             except Exception as exc:  # noqa: BLE001

@@ -17,9 +17,10 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from engine.capture import CaptureStats
 from engine.pipeline import FrameResult
 
-STAGE_KEYS = ("detect", "track", "align", "embed", "match")
+STAGE_KEYS = ("detect", "track", "landmarks", "align", "embed", "match")
 _COLUMNS = ("t", *STAGE_KEYS, "e2e", "capture_fps", "display_fps", "dropped", "faces", "embedded")
-_COLORS = {"detect": "#1f77b4", "track": "#ff7f0e", "align": "#2ca02c", "embed": "#d62728", "match": "#9467bd",
+_COLORS = {"detect": "#1f77b4", "track": "#ff7f0e", "landmarks": "#e377c2", "align": "#2ca02c", "embed": "#d62728",
+           "match": "#9467bd",
            "e2e": "#17becf", "capture": "#1f77b4", "engine": "#d62728", "display": "#2ca02c",
            "faces": "#ff7f0e", "embedded": "#9467bd", "dropped": "#8c564b"}
 

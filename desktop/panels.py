@@ -29,7 +29,7 @@ def settings_recognizer_factory(settings: Settings):
         detector = cfg.detector
         if detector.score_threshold is None:  # live video: keep ByteTrack's low-score detections
             detector = dataclasses.replace(detector, score_threshold=TrackerConfig().low_thresh)
-        return Recognizer.create(detector, cfg.embedder, cfg.runtime, cfg.match)
+        return Recognizer.create(detector, cfg.embedder, cfg.runtime, cfg.match, cfg.landmarks)
     return factory
 
 

@@ -19,7 +19,7 @@ from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QHBoxLayout, QLineEdit, QMessageBox, QVBoxLayout, QWidget)
 
-from engine.config import DetectorConfig, EmbedderConfig, MatchConfig, RuntimeConfig
+from engine.config import LANDMARK_ALIGN, DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig
 from engine.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,11 @@ def embedder_names() -> list[str]:
     return [n for n in EMBEDDERS.names() if n != "onnx"]  # "onnx" needs a card path: type the path instead
 
 
+def landmark_names() -> list[str]:
+    from engine.landmarks import LANDMARKERS
+    return [n for n in LANDMARKERS.names() if n != "onnx"]
+
+
 def backend_names() -> list[str]:
     from engine.backends import BACKENDS
     return BACKENDS.names()
@@ -83,6 +88,7 @@ class EngineConfigs(NamedTuple):
     runtime: RuntimeConfig
     match: MatchConfig
     pipeline: PipelineConfig
+    landmarks: LandmarkConfig
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class Settings:
     embedder: str = "sface"
     backend: str = "onnxruntime"
     refresh_s: float = 2.0
+    landmarks: str = "hourglass68"     # a landmark model name / card path, or "none"
+    align: str = "landmarks"
     problems: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     # ------------------------------------------------------------ validation
@@ -111,6 +119,10 @@ class Settings:
         if emb not in embedder_names() and not (Path(emb).suffix == ".json" or Path(emb).is_dir()):
             raise ValueError(f"unknown embedder {emb!r}: use one of {', '.join(embedder_names())} "
                              "or the path of a model card (.json) or its folder")
+        lm = self.landmarks.strip()
+        if lm.lower() != "none" and lm not in landmark_names() and not (Path(lm).suffix == ".json" or Path(lm).is_dir()):
+            raise ValueError(f"unknown landmark model {lm!r}: use one of {', '.join(landmark_names())}, 'none' "
+                             "or the path of a model card (.json) or its folder")
         self.to_configs()
 
     def to_configs(self) -> EngineConfigs:
@@ -124,6 +136,8 @@ class Settings:
             runtime=RuntimeConfig(backend=self.backend),
             match=MatchConfig(threshold=self.recognition_threshold),
             pipeline=dataclasses.replace(base, policy=policy),
+            landmarks=LandmarkConfig(model=None if self.landmarks.strip().lower() == "none" else self.landmarks.strip(),
+                                     align=self.align),
         )
 
     # ------------------------------------------------------------ persistence
@@ -150,6 +164,8 @@ class Settings:
         read("embedder", lambda v: str(v).strip() or _raise("empty"))
         read("backend", lambda v: str(v).strip() or _raise("empty"))
         read("refresh_s", float)
+        read("landmarks", lambda v: str(v).strip() or _raise("empty"))
+        read("align", lambda v: str(v).strip() or _raise("empty"))
         # Each value on its own against the engine's checks; a bad one falls back alone.
         for key in list(values):
             candidate = dataclasses.replace(default, **{key: values[key]})
@@ -178,6 +194,8 @@ class Settings:
         store.setValue(f"{GROUP}/embedder", self.embedder)
         store.setValue(f"{GROUP}/backend", self.backend)
         store.setValue(f"{GROUP}/refresh_s", repr(float(self.refresh_s)))
+        store.setValue(f"{GROUP}/landmarks", self.landmarks)
+        store.setValue(f"{GROUP}/align", self.align)
         store.sync()
 
 
@@ -237,6 +255,15 @@ class SettingsDialog(QDialog):
         self.embedder.setToolTip("a registered embedder, or the path of a model card (.json) or its folder")
         self.backend = QComboBox()
         self.backend.addItems(backend_names())
+        self.landmarks = QComboBox()
+        self.landmarks.setEditable(True)
+        self.landmarks.addItems(landmark_names() + ["none"])
+        self.landmarks.setToolTip("68-point landmark model (pose, sharpness, alignment for box-only detectors), "
+                                  "a model card path, or none")
+        self.align = QComboBox()
+        self.align.addItems(list(LANDMARK_ALIGN))
+        self.align.setToolTip("alignment points: the detector's when it has them (auto/detector), "
+                              "or always the landmark model's")
         self.refresh = QDoubleSpinBox()
         self.refresh.setRange(0.1, 600.0)
         self.refresh.setDecimals(2)
@@ -246,6 +273,8 @@ class SettingsDialog(QDialog):
         form.addRow("Detector input size (WxH)", self.input_size)
         form.addRow("Detector threshold", self.detector_threshold)
         form.addRow("Recognition threshold", self.recognition_threshold)
+        form.addRow("Landmarks", self.landmarks)
+        form.addRow("Align faces with", self.align)
         form.addRow("Embedder", self.embedder)
         form.addRow("Backend", self.backend)
         form.addRow("Re-embed every", self.refresh)
@@ -266,6 +295,8 @@ class SettingsDialog(QDialog):
         _select(self.embedder, s.embedder)
         _select(self.backend, s.backend)
         self.refresh.setValue(s.refresh_s)
+        _select(self.landmarks, s.landmarks)
+        _select(self.align, s.align)
 
     def settings(self) -> Settings:
         """The edited settings; ValueError if they are invalid."""
@@ -273,7 +304,8 @@ class SettingsDialog(QDialog):
                      detector_threshold=self.detector_threshold.value(),
                      recognition_threshold=self.recognition_threshold.value(),
                      embedder=self.embedder.currentText().strip(), backend=self.backend.currentText(),
-                     refresh_s=float(self.refresh.value()))
+                     refresh_s=float(self.refresh.value()), landmarks=self.landmarks.currentText().strip(),
+                     align=self.align.currentText())
         s.validate()
         return s
 

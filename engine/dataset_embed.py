@@ -78,7 +78,7 @@ def embed_paths(recognizer: Recognizer, paths: Sequence[str | Path], batch: int 
         if k is None:
             missing.append((i, image))
             continue
-        kps = faces.keypoints[k : k + 1]
+        kps = recognizer.ensure_keypoints(image, faces.select([k])).keypoints
         rel_kps.append(kps[0] / np.array([w, h], np.float32))
         pending_x.append(embedder.align(image, kps))
         pending_i.append(i)

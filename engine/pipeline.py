@@ -1,7 +1,7 @@
 """The real-time pipeline: frames in, tracked and identified faces out, one result per frame.
 
-Per frame: detect -> quality -> track -> choose which tracks need an embedding (new, better
-quality, stale or still undecided) -> align + embed those faces in ONE batch -> match them
+Per frame: detect -> track -> quality -> choose which tracks need an embedding (new, better
+quality, stale or still undecided) -> landmarks (68 points: alignment points, pose, sharpness) -> align + embed those faces in ONE batch -> match them
 against the gallery index (one matrix product) -> vote per track -> label every tracked face.
 Cost per frame therefore grows with new faces, not with all faces: a face that stays in view is
 embedded again only every few seconds. ``Pipeline.run(capture)`` is a generator; the desktop
@@ -20,7 +20,7 @@ from engine.records import Faces
 from engine.recognizer import Recognizer
 from engine.track import EmbedPolicy, IdentityBook, IdentityConfig, PolicyConfig, Tracker, TrackerConfig, face_quality
 
-STAGES = ("capture_wait", "detect", "track", "align", "embed", "match", "total")
+STAGES = ("capture_wait", "detect", "track", "landmarks", "align", "embed", "match", "total")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class PipelineConfig:
     # few frames (7 new faces are all named within ~0.3 s at 25 fps) instead of stalling one
     # frame past the latency budget.
     policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(max_per_frame=1))
+    # The landmark model runs on the faces being embedded (it gives their alignment points,
+    # pose and sharpness, ~2 ms a face); True runs it on every face of every frame, for
+    # drawing landmarks (--draw-landmarks) at that cost.
+    landmarks_every_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,31 +95,43 @@ class Pipeline:
             self.reset()  # a looping file restarted: a new pass is a new scene for the tracker
         self._last_clock = clock
         faces = self.tracker.update(faces, clock)
-        quality = face_quality(faces, image.shape)
         self._forget_dead_tracks()
         t2 = time.perf_counter()
+        if self.config.landmarks_every_frame and rec.landmarker is not None and len(faces):
+            faces = rec.locate(image, faces)
+        quality = face_quality(faces, image.shape)
         if len(faces):
             need = self.policy.select(faces, quality, clock, self.book.decided(faces.track_ids))
         else:
             need = np.zeros(0, bool)
         idx = np.flatnonzero(need)
+        t_lm = time.perf_counter() - t2
         t_align = t_embed = t_match = 0.0
         if idx.size:
-            sub = faces.select(idx)
-            x = rec.embedder.align(image, sub.keypoints)
             t3 = time.perf_counter()
-            emb = rec.embedder.embed_tensor(x)
+            sub = faces.select(idx)
+            if sub.landmarks is None:
+                sub = rec.locate(image, sub)  # alignment points, pose and sharpness of these faces
+                q = face_quality(sub, image.shape)
+            else:
+                q = quality[idx]
             t4 = time.perf_counter()
-            self._vote(sub.track_ids, emb, quality[idx], clock)
-            self.policy.mark_embedded(sub.track_ids, quality[idx], clock)
+            x = rec.embedder.align(image, sub.keypoints)
             t5 = time.perf_counter()
-            t_align, t_embed, t_match = t3 - t2, t4 - t3, t5 - t4
+            emb = rec.embedder.embed_tensor(x)
+            t6 = time.perf_counter()
+            self._vote(sub.track_ids, emb, q, clock)
+            # the policy compares qualities computed the same way at selection time
+            self.policy.mark_embedded(sub.track_ids, quality[idx], clock)
+            t7 = time.perf_counter()
+            t_lm, t_align, t_embed, t_match = t_lm + t4 - t3, t5 - t4, t6 - t5, t7 - t6
         faces = self.book.apply(faces)
-        t6 = time.perf_counter()
+        t_end = time.perf_counter()
         ms = lambda s: 1000.0 * s  # noqa: E731
         timings = {"capture_wait": capture_wait_ms, "detect": ms(t1 - t0), "track": ms(t2 - t1),
-                   "align": ms(t_align), "embed": ms(t_embed), "match": ms(t_match), "total": ms(t6 - t0)}
-        return FrameResult(frame, faces, timings, ms(t6 - frame.timestamp), int(idx.size), frozenset(self._alive))
+                   "landmarks": ms(t_lm), "align": ms(t_align), "embed": ms(t_embed), "match": ms(t_match),
+                   "total": ms(t_end - t0)}
+        return FrameResult(frame, faces, timings, ms(t_end - frame.timestamp), int(idx.size), frozenset(self._alive))
 
     def _vote(self, track_ids: np.ndarray, emb: np.ndarray, quality: np.ndarray, timestamp: float) -> None:
         index = self.gallery_index

@@ -10,10 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import DetectorConfig, EmbedderConfig, MatchConfig, RuntimeConfig
+from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig
 from engine.detectors import Detector, create_detector
 from engine.embedders import Embedder, create_embedder
+from engine.errors import ModelError
 from engine.records import UNKNOWN, Faces
+
+
+def make_landmarker(config: LandmarkConfig, runtime: RuntimeConfig | None = None):
+    """A registered landmark model name or a path to a card / its folder."""
+    from engine.landmarks import create_landmarker
+
+    spec = str(config.model)
+    if Path(spec).suffix == ".json" or Path(spec).is_dir():
+        return create_landmarker("onnx", config=config, runtime=runtime, card=spec)
+    return create_landmarker(spec, config=config, runtime=runtime)
 
 
 def make_embedder(spec: str, config: EmbedderConfig | None = None, runtime: RuntimeConfig | None = None) -> Embedder:
@@ -26,19 +37,27 @@ def make_embedder(spec: str, config: EmbedderConfig | None = None, runtime: Runt
 
 @dataclass
 class Recognizer:
-    """Detector + embedder + matching threshold (the card's unless overridden)."""
+    """Detector + (landmarks) + embedder + matching threshold (the card's unless overridden).
+
+    ``landmarker`` (optional) adds 68 points, head pose and sharpness to faces before they
+    are embedded, and supplies the 5 alignment points for box-only detectors.
+    """
 
     detector: Detector
     embedder: Embedder
     match: MatchConfig = MatchConfig()
+    landmarker: object | None = None
 
     @classmethod
     def create(cls, detector: DetectorConfig | None = None, embedder: EmbedderConfig | None = None,
-               runtime: RuntimeConfig | None = None, match: MatchConfig | None = None) -> Recognizer:
+               runtime: RuntimeConfig | None = None, match: MatchConfig | None = None,
+               landmarks: LandmarkConfig | None = None, detector_kwargs: dict | None = None) -> Recognizer:
         detector = detector or DetectorConfig()
         embedder = embedder or EmbedderConfig()
-        return cls(create_detector(detector.name, detector, runtime), make_embedder(embedder.name, embedder, runtime),
-                   match or MatchConfig())
+        landmarks = landmarks or LandmarkConfig()
+        landmarker = make_landmarker(landmarks, runtime) if landmarks.model else None
+        return cls(create_detector(detector.name, detector, runtime, **(detector_kwargs or {})),
+                   make_embedder(embedder.name, embedder, runtime), match or MatchConfig(), landmarker)
 
     @property
     def threshold(self) -> float:
@@ -47,8 +66,26 @@ class Recognizer:
     def detect(self, image: np.ndarray) -> Faces:
         return self.detector(image)
 
+    def locate(self, image: np.ndarray, faces: Faces) -> Faces:
+        """Add landmarks/pose/sharpness (and alignment points where needed)."""
+        if self.landmarker is not None:
+            return self.landmarker(image, faces)
+        if len(faces) and (faces.keypoints is None or faces.keypoints.shape[1] != 5):
+            raise ModelError(f"detector {self.detector.name!r} gives boxes only: aligning faces needs a landmark "
+                             "model (--landmarks hourglass68)")
+        return faces
+
+    def ensure_keypoints(self, image: np.ndarray, faces: Faces) -> Faces:
+        """Faces with 5 alignment points, running the landmark model only when they are needed
+        from it (box-only detector, or ``align="landmarks"``): the cheap path for bulk embedding."""
+        lm = self.landmarker
+        has = faces.keypoints is not None and faces.keypoints.shape[1] == 5
+        if has and (lm is None or lm.config.align != "landmarks"):
+            return faces
+        return self.locate(image, faces)
+
     def embed(self, image: np.ndarray, faces: Faces) -> Faces:
-        return self.embedder.embed_faces(image, faces)
+        return self.embedder.embed_faces(image, self.locate(image, faces))
 
     def largest(self, image: np.ndarray) -> Faces:
         """The largest detected face, embedded (0 or 1 faces)."""

@@ -31,7 +31,10 @@ class Faces:
     boxes (N,4) float32 xyxy px · scores (N,) float32 in [0,1] · keypoints (N,K,2) float32 px
     or None · track_ids (N,) int64 (-1 = untracked) · embeddings (N,D) float32 L2-normalised
     or None · identities (N,) int64 person id (-1 = unknown) · names tuple of N str|None ·
-    similarities (N,) float32 cosine of the best gallery match (NaN = not matched).
+    similarities (N,) float32 cosine of the best gallery match (NaN = not matched) ·
+    landmarks (N,L,2) float32 px (68 iBUG points) or None · poses (N,3) float32 degrees
+    (yaw, pitch, roll; see ``engine.landmarks.pose``) or None · sharpness (N,) float32 in
+    [0,1] (1 = sharp) or None.
     Arrays are made read-only so that a stage cannot change another stage's input.
     """
 
@@ -43,6 +46,9 @@ class Faces:
     identities: np.ndarray | None = None
     names: tuple[str | None, ...] | None = None
     similarities: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+    poses: np.ndarray | None = None
+    sharpness: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +78,16 @@ class Faces:
         set_("names", names)
         sims = np.full(n, np.nan) if self.similarities is None else self.similarities
         set_("similarities", _as(sims, np.float32, (), "similarities", n))
+
+        if self.landmarks is not None:
+            lm = np.asarray(self.landmarks, dtype=np.float32)
+            if lm.ndim != 3 or lm.shape[0] != n or lm.shape[2] != 2:
+                raise ValueError(f"Faces.landmarks: expected shape ({n}, L, 2), got {lm.shape}")
+            set_("landmarks", _as(lm, np.float32, lm.shape[1:], "landmarks", n))
+        if self.poses is not None:
+            set_("poses", _as(self.poses, np.float32, (3,), "poses", n))
+        if self.sharpness is not None:
+            set_("sharpness", _as(self.sharpness, np.float32, (), "sharpness", n))
 
     def __len__(self) -> int:
         return len(self.boxes)

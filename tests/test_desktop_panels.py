@@ -18,7 +18,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from engine.capture import CaptureState, CaptureStats, Frame  # noqa: E402
-from engine.config import DetectorConfig, EmbedderConfig, MatchConfig, RuntimeConfig  # noqa: E402
+from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig  # noqa: E402
 from engine.pipeline import FrameResult, PipelineConfig  # noqa: E402
 from engine.records import Faces  # noqa: E402
 from tests.conftest import shared_path  # noqa: E402
@@ -253,7 +253,8 @@ def ini(tmp_path):
 def test_settings_round_trip(ini):
     from desktop.settings import Settings
     assert Settings.load(ini) == Settings()
-    s = Settings(detector_input_size=(320, 240), detector_threshold=0.7, recognition_threshold=0.4, refresh_s=3.5)
+    s = Settings(detector_input_size=(320, 240), detector_threshold=0.7, recognition_threshold=0.4, refresh_s=3.5,
+                 detector="yolo", landmarks="none", align="auto")
     s.save(ini)
     back = Settings.load(QSettings(ini.fileName(), QSettings.Format.IniFormat))
     assert back == s and back.problems == ()
@@ -265,11 +266,11 @@ def test_invalid_settings_fall_back_with_a_warning(ini, caplog):
     from desktop.settings import Settings
     for key, value in {"detector": "nope", "detector_input_size": "12x99999", "detector_threshold": "1.7",
                        "recognition_threshold": "abc", "embedder": "no-such-embedder", "backend": "tensorrt?",
-                       "refresh_s": "-1"}.items():
+                       "refresh_s": "-1", "landmarks": "no-such-model", "align": "sideways"}.items():
         ini.setValue(f"engine/{key}", value)
     with caplog.at_level("WARNING"):
         s = Settings.load(ini)
-    assert s == Settings() and len(s.problems) == 7
+    assert s == Settings() and len(s.problems) == 9
     assert "detector_threshold" in caplog.text and "refresh_s" in caplog.text
     ini.setValue("engine/refresh_s", "5")  # good values survive next to bad ones
     assert Settings.load(ini).refresh_s == 5.0
@@ -283,6 +284,7 @@ def test_to_configs():
     assert c.embedder == EmbedderConfig() and c.runtime == RuntimeConfig() and c.match == MatchConfig(0.3)
     assert isinstance(c.pipeline, PipelineConfig) and c.pipeline.policy.refresh_s == 1.5
     assert c.pipeline.policy.max_per_frame == PipelineConfig().policy.max_per_frame
+    assert c.landmarks == LandmarkConfig() and Settings(landmarks="none").to_configs().landmarks.model is None
     with pytest.raises(ValueError):
         Settings(refresh_s=-1).to_configs()
 

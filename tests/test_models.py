@@ -19,7 +19,7 @@ from engine.models.dequant import dequantize_model, dequantize_value
 
 def test_shipped_cards_verify_and_carry_licences():
     cards = shipped_cards()
-    assert {"yunet", "sface"} <= set(cards)
+    assert {"yunet", "sface", "hourglass68", "yolo11p-face"} <= set(cards)
     for card in cards.values():
         assert card.verify() == card.path
         assert (card.directory / card.licence_file).is_file()
@@ -28,6 +28,13 @@ def test_shipped_cards_verify_and_carry_licences():
     assert sface.embedding_size == 128 and sface.alignment_template == "arcface_112"
     assert sface.color_order == "RGB" and sface.input_size == (112, 112)
     assert cards["yunet"].keypoints == 5 and cards["yunet"].color_order == "BGR"
+    hg = cards["hourglass68"]
+    assert hg.family == "landmarks" and hg.keypoints == 68 and hg.input_size == (128, 128)
+    assert {"stride", "crop_scale", "shift_y"} <= set(hg.extra) and hg.path.stat().st_size <= 10 * 2 ** 20
+    yolo = cards["yolo11p-face"]
+    assert yolo.architecture == "yolo" and yolo.keypoints == 0 and "AGPL" in yolo.licence
+    # research-use training data (300-W, LFW) and AGPL training code: both cards say so
+    assert not yolo.commercial_use and not hg.commercial_use
 
 
 def _copy_card(tmp_path, name="sface"):

@@ -119,3 +119,35 @@ def test_pipeline_survives_a_looping_file():
         cap.start()
         indices = [r.frame.index for r in Pipeline(rec).run(cap, max_frames=290)]
     assert len(indices) == 290
+
+
+@pytest.mark.parametrize("detector", ["yunet", "yolo"])
+def test_box_only_and_keypoint_detectors_name_the_synthetic_faces(synthetic_clip, clip_gallery, detector):
+    """The landmark stage runs on the faces being embedded (its own timing), gives YOLO's box-only
+    faces their alignment points, and the pipeline names the enrolled people with either detector."""
+    from engine.capture import Capture, CaptureConfig
+    from engine.config import DetectorConfig
+    from engine.gallery import Gallery
+    from engine.pipeline import Pipeline
+    from engine.recognizer import Recognizer
+    from engine.synth import load_truth, match_truth
+
+    truth = load_truth(synthetic_clip.truth_path)
+    names = {int(p["id"]): p["name"] for p in synthetic_clip.identities if p["enrolled"]}
+    rec = Recognizer.create(DetectorConfig(name=detector, input_size=(640, 384)))
+    right = total = 0
+    lm_ms = []
+    with Gallery.open(clip_gallery, rec.embedder.id, rec.embedder.dim, create=False) as gallery, \
+            Capture(str(synthetic_clip.path), CaptureConfig(realtime=False)) as cap:
+        cap.start()
+        for r in Pipeline(rec, gallery.index).run(cap, max_frames=60):
+            assert "landmarks" in r.timings_ms
+            if r.embedded:
+                lm_ms.append(r.timings_ms["landmarks"])
+            ids = match_truth(r.faces.boxes, truth["frames"][r.frame.index])
+            for k, t in enumerate(ids):
+                if t >= 0 and int(t) in names and r.faces.names[k] is not None:
+                    total += 1
+                    right += r.faces.names[k] == names[int(t)]
+    assert lm_ms and max(lm_ms) > 0
+    assert total > 100 and right / total >= 0.97, (right, total)

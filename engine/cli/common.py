@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from engine.config import DetectorConfig, EmbedderConfig, MatchConfig, RuntimeConfig
+from engine.config import LANDMARK_ALIGN, DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig
 
 
 def _size(text: str) -> tuple[int, int] | None:
@@ -20,11 +20,20 @@ def _size(text: str) -> tuple[int, int] | None:
 
 def add_model_args(p: argparse.ArgumentParser, det_size: str = "native") -> None:
     g = p.add_argument_group("models")
-    g.add_argument("--detector", default="yunet", help="detector name (default: yunet)")
+    g.add_argument("--detector", default="yunet", help="detector name: yunet or yolo (default: yunet)")
+    g.add_argument("--detector-weights", metavar="PATH", default=None,
+                   help="yolo only: a .pt file (run by ultralytics) or an ONNX model card/folder "
+                        "(default: the shipped yolo11p-face)")
     g.add_argument("--det-size", type=_size, default=_size(det_size), metavar="WxH",
                    help=f"detector input size, or 'native' = the image's own size (default: {det_size})")
     g.add_argument("--det-threshold", type=float, default=None, help="detector score threshold (default: model card)")
     g.add_argument("--min-face", type=float, default=0.0, help="ignore faces smaller than this many pixels")
+    g.add_argument("--landmarks", default="hourglass68", metavar="MODEL",
+                   help="68-point landmark model (name or card path), or 'none' (default: hourglass68)")
+    g.add_argument("--align", choices=LANDMARK_ALIGN, default="landmarks",
+                   help="alignment points: the landmark model's (landmarks, default: more accurate on LFW) or "
+                        "the detector's when it has them (auto, detector); box-only detectors always use the "
+                        "landmarks")
     g.add_argument("--embedder", default="sface", help="embedder name or path to a model card (default: sface)")
     g.add_argument("--flip", action="store_true", help="average embeddings of the face and its mirror image")
     g.add_argument("--threads", type=int, default=0, help="CPU threads per model (0 = all cores)")
@@ -46,6 +55,9 @@ def configs(args: argparse.Namespace, det_threshold: float | None = None) -> dic
         embedder=EmbedderConfig(name=args.embedder, flip=args.flip),
         runtime=RuntimeConfig(backend=args.backend, threads=args.threads),
         match=MatchConfig(threshold=getattr(args, "threshold", None)),
+        landmarks=LandmarkConfig(model=None if str(args.landmarks).lower() == "none" else args.landmarks,
+                                 align=args.align),
+        detector_kwargs={"weights": args.detector_weights} if args.detector_weights else None,
     )
 
 

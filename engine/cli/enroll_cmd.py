@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, help="person's name (created if new)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--skip-bad", action="store_true", help="enrol the good images and report the bad ones")
+    p.add_argument("--allow-poor", action="store_true",
+                   help="enrol turned (|yaw| > 40 deg, |pitch| > 30 deg) or blurred faces with a warning instead of refusing them")
     add_model_args(p)
     p.set_defaults(func=run_enroll)
 
@@ -42,10 +44,13 @@ def open_gallery(path: str, embedder, create: bool):
 
 
 def run_enroll(args: argparse.Namespace) -> int:
-    from engine.enrolment import prepare_enrolment
+    from engine.enrolment import EnrolmentCheck, prepare_enrolment
 
     rec = build_recognizer(args)
-    batch = prepare_enrolment(rec, tqdm(args.images, desc="detecting", unit="img", disable=len(args.images) < 5))
+    batch = prepare_enrolment(rec, tqdm(args.images, desc="detecting", unit="img", disable=len(args.images) < 5),
+                              EnrolmentCheck(strict=not args.allow_poor))
+    for warning in batch.warnings:
+        print(f"warning: {warning}")
     problems = batch.problems
     if problems and (not args.skip_bad or not len(batch)):
         hint = "" if args.skip_bad else "; use --skip-bad to enrol the other images"

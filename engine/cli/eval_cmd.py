@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(ident)
     ident.set_defaults(func=run_ident)
 
+    from engine.cli import eval_models_cmd
+
+    eval_models_cmd.register(ev)
+
     cal = sub.add_parser("calibrate", help="derive a recognition threshold for a target false-accept rate")
     cal.add_argument("--data", required=True, help="folder with pairs.txt and the LFW images")
     cal.add_argument("--far", type=float, default=1e-3, help="target false-accept rate (default 1e-3)")
@@ -73,8 +77,11 @@ def _embed_pairs(rec, pairs):
 
 
 def _model_info(rec, args) -> dict:
-    return {"detector": rec.detector.name, "det_size": args.det_size, "embedder": rec.embedder.id,
-            "flip": args.flip}
+    lm = rec.landmarker
+    card = getattr(rec.detector, "card", None)
+    return {"detector": rec.detector.name, "detector_model": card.id if card is not None else None,
+            "det_size": args.det_size, "embedder": rec.embedder.id, "flip": args.flip,
+            "landmarks": lm.card.id if lm is not None else None, "align": args.align}
 
 
 def run_lfw(args: argparse.Namespace) -> int:

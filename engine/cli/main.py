@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, gui_cmd, models_cmd, run_cmd, synth_cmd
+from engine.cli import (bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, gui_cmd, models_cmd, run_cmd, synth_cmd,
+                        train_cmd)
 from engine.errors import FacescopeError
 
-COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd)
+COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd, train_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="play files at their native rate like a camera (frames are dropped if processing is slower)")
     p.add_argument("--frames", type=int, default=0, help="stop after this many processed frames (0 = until the end)")
     p.add_argument("--draw-keypoints", action="store_true", help="draw the 5 alignment keypoints")
+    p.add_argument("--draw-landmarks", action="store_true",
+                   help="draw the 68 landmarks and head pose of every face (runs the landmark model on every frame)")
     add_threshold_arg(p)
     add_model_args(p, det_size="640x384")
     p.set_defaults(func=run)
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.cli.enroll_cmd import open_gallery
     from engine.draw import draw_faces
     from engine.events import EventLog
-    from engine.pipeline import Pipeline
+    from engine.pipeline import Pipeline, PipelineConfig
 
     spec = parse_source(args.source)
     rec = build_tracking_recognizer(args)
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         gallery = stack.enter_context(open_gallery(args.gallery, rec.embedder, create=False)) if args.gallery else None
         capture = stack.enter_context(Capture(spec, CaptureConfig(realtime=args.realtime)))
         events = stack.enter_context(open(args.events, "a")) if args.events else None
-        pipeline = Pipeline(rec, gallery.index if gallery else None)
+        pconfig = PipelineConfig(landmarks_every_frame=bool(args.draw_landmarks and rec.landmarker is not None))
+        pipeline = Pipeline(rec, gallery.index if gallery else None, pconfig)
         capture.start()
         for result in pipeline.run(capture, max_frames=args.frames or None):
             frame = result.frame
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
                 if writer is None:
                     writer = _open_writer(args.out, frame.image.shape, native_fps(spec) or capture.stats().fps or 25.0)
                     stack.callback(writer.release)
-                writer.write(draw_faces(frame.image, result.faces, keypoints=args.draw_keypoints))
+                writer.write(draw_faces(frame.image, result.faces, keypoints=args.draw_keypoints,
+                                        landmarks=args.draw_landmarks))
             frames += 1
             stats_faces += len(result.faces)
             stats_named += sum(n is not None for n in result.faces.names)

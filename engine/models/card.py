@@ -85,6 +85,14 @@ class ModelCard:
                 value = getattr(self, key)
                 if value is None or not 0.0 <= value <= 1.0:
                     problems.append(f"a detector card needs {key} in [0, 1]")
+        if self.family == "landmarks":
+            if self.input_size is None or self.input_size[0] != self.input_size[1]:
+                problems.append("a landmarks card needs a square input_size")
+            if self.keypoints <= 0:
+                problems.append("a landmarks card needs keypoints > 0")
+            missing = {"stride", "crop_scale", "shift_y"} - set(self.extra)
+            if missing:
+                problems.append(f"a landmarks card needs extra.{', extra.'.join(sorted(missing))}")
         if problems:
             raise ModelError(f"invalid model card for {self.name!r} in {self.directory}: " + "; ".join(problems))
 

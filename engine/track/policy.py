@@ -154,7 +154,8 @@ class EmbedPolicy:
 
 
 def face_quality(faces: Faces, frame_shape: tuple[int, ...], *, min_size: float = 16.0,
-                 good_size: float = 80.0) -> np.ndarray:
+                 good_size: float = 80.0, yaw_ok: float = 30.0, yaw_max: float = 60.0,
+                 pitch_ok: float = 20.0, pitch_max: float = 45.0) -> np.ndarray:
     """(N,) float32 in [0, 1]: how good a face is for recognition, as a product of
 
     * the detector score (clipped to [0, 1]);
@@ -162,9 +163,14 @@ def face_quality(faces: Faces, frame_shape: tuple[int, ...], *, min_size: float 
       between (the embedder works on 112 px crops; small faces lose identity detail first);
     * border: the fraction of the box inside the frame (a face cut by the border aligns badly).
 
-    ``frame_shape``: ``(H, W)`` or ``image.shape``. Head pose (from the 5 landmarks) and blur
-    (Laplacian variance of the aligned crop) are to join this score later; until then a
-    profile or a motion-blurred face is judged by its detector score only.
+    * pose, when ``faces.poses`` is set (68-point landmarks): 1 up to ``yaw_ok`` degrees of
+      yaw, falling linearly to 0 at ``yaw_max`` (a profile gives a poor embedding), and the
+      same for pitch with ``pitch_ok``/``pitch_max``;
+    * sharpness, when ``faces.sharpness`` is set: ``0.5 + 0.5 * sharpness`` (motion blur costs
+      up to half the weight rather than all of it: a blurred frontal face still votes).
+
+    ``frame_shape``: ``(H, W)`` or ``image.shape``. Without landmarks a profile or a blurred
+    face is judged by its detector score only.
     """
     n = len(faces)
     if n == 0:
@@ -183,4 +189,11 @@ def face_quality(faces: Faces, frame_shape: tuple[int, ...], *, min_size: float 
     ih = np.clip(np.minimum(b[:, 3], h) - np.maximum(b[:, 1], 0.0), 0, None)
     area = bw * bh
     inside = np.divide(iw * ih, area, out=np.zeros_like(area), where=area > 0)
-    return (score * size * np.clip(inside, 0.0, 1.0)).astype(np.float32)
+    q = score * size * np.clip(inside, 0.0, 1.0)
+    if faces.poses is not None:
+        yaw, pitch = np.abs(faces.poses[:, 0].astype(np.float64)), np.abs(faces.poses[:, 1].astype(np.float64))
+        pose = np.clip((yaw_max - yaw) / (yaw_max - yaw_ok), 0, 1) * np.clip((pitch_max - pitch) / (pitch_max - pitch_ok), 0, 1)
+        q = q * np.where(np.isfinite(pose), pose, 1.0)
+    if faces.sharpness is not None:
+        q = q * (0.5 + 0.5 * np.clip(faces.sharpness.astype(np.float64), 0, 1))
+    return q.astype(np.float32)
