@@ -1,8 +1,9 @@
 """The real-time pipeline: frames in, tracked and identified faces out, one result per frame.
 
 Per frame: detect -> track -> quality -> choose which tracks need an embedding (new, better
-quality, stale or still undecided) -> landmarks (68 points: alignment points, pose, sharpness) -> align + embed those faces in ONE batch -> match them
-against the gallery index (one matrix product) -> vote per track -> label every tracked face.
+quality, stale or still undecided) -> landmarks of those faces (68 points: alignment points,
+pose, sharpness) -> align + embed them in ONE batch -> match them against the gallery index
+(one matrix product) -> vote per track -> label every tracked face.
 Cost per frame therefore grows with new faces, not with all faces: a face that stays in view is
 embedded again only every few seconds. ``Pipeline.run(capture)`` is a generator; the desktop
 app wraps it in a worker thread. Nothing here imports Qt.
@@ -97,18 +98,20 @@ class Pipeline:
         faces = self.tracker.update(faces, clock)
         self._forget_dead_tracks()
         t2 = time.perf_counter()
+        t_lm = 0.0
         if self.config.landmarks_every_frame and rec.landmarker is not None and len(faces):
             faces = rec.locate(image, faces)
+            t_lm = time.perf_counter() - t2
         quality = face_quality(faces, image.shape)
         if len(faces):
             need = self.policy.select(faces, quality, clock, self.book.decided(faces.track_ids))
         else:
             need = np.zeros(0, bool)
         idx = np.flatnonzero(need)
-        t_lm = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        t_track = (t3 - t1) - t_lm  # tracking + quality + policy
         t_align = t_embed = t_match = 0.0
         if idx.size:
-            t3 = time.perf_counter()
             sub = faces.select(idx)
             if sub.landmarks is None:
                 sub = rec.locate(image, sub)  # alignment points, pose and sharpness of these faces
@@ -128,7 +131,7 @@ class Pipeline:
         faces = self.book.apply(faces)
         t_end = time.perf_counter()
         ms = lambda s: 1000.0 * s  # noqa: E731
-        timings = {"capture_wait": capture_wait_ms, "detect": ms(t1 - t0), "track": ms(t2 - t1),
+        timings = {"capture_wait": capture_wait_ms, "detect": ms(t1 - t0), "track": ms(t_track),
                    "landmarks": ms(t_lm), "align": ms(t_align), "embed": ms(t_embed), "match": ms(t_match),
                    "total": ms(t_end - t0)}
         return FrameResult(frame, faces, timings, ms(t_end - frame.timestamp), int(idx.size), frozenset(self._alive))
