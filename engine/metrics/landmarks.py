@@ -26,7 +26,8 @@ def ced(errors: np.ndarray, limit: float = 0.08, steps: int = 1000) -> tuple[np.
 def auc(errors: np.ndarray, limit: float = 0.08) -> float:
     """Area under the CED curve up to ``limit``, normalised to [0, 1] (300-W's AUC@0.08)."""
     x, y = ced(errors, limit)
-    return float(np.trapezoid(y, x) / limit)
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2.0 has only trapz
+    return float(trapezoid(y, x) / limit)
 
 
 def summary(errors: np.ndarray, prefix: str = "") -> dict[str, float]:
