@@ -37,8 +37,9 @@ def match_count(dets: np.ndarray, ref: np.ndarray, iou: float) -> int:
 def lfw_holdout(lfw: str | Path, images: int, val_fraction: float = 0.1, seed: int = 0) -> list[Path]:
     from engine.train.yolo_data import held_out
 
-    root = Path(lfw)
-    root = root / "lfw-deepfunneled" if (root / "lfw-deepfunneled").is_dir() else root
+    from engine.metrics.lfw import identity_root
+
+    root = identity_root(lfw)
     people = sorted(p for p in root.iterdir() if p.is_dir() and held_out(p.name, val_fraction))
     firsts = [sorted(p.glob("*.jpg"))[0] for p in people if any(p.glob("*.jpg"))]
     pick = np.random.default_rng(seed).permutation(len(firsts))[:images]

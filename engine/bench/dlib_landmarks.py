@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import FacescopeError
+from engine.landmarks.dataset import BoxRelation
+from engine.track.bytetrack import iou_matrix
 
 
 def predictor_path() -> Path:
@@ -43,15 +45,13 @@ class DlibLandmarks:
             raise FacescopeError("--compare dlib needs dlib: pip install 'facescope[bench]'") from None
         self._dlib = dlib
         self.predictor = dlib.shape_predictor(str(predictor_path()))
-        self.relation = (0.0, 0.0, 1.0)   # (dx, dy, scale) in units of our box side
+        self.relation = BoxRelation()     # dlib's box relative to ours
         self.calibrated_on = 0
 
-    def calibrate(self, images, boxes) -> tuple[float, float, float]:
-        """Median (dx, dy, size) of dlib HOG boxes relative to ``boxes`` (matched at IoU >= 0.3)."""
-        from engine.track.bytetrack import iou_matrix
-
+    def calibrate(self, images, boxes) -> BoxRelation:
+        """Median relation of dlib HOG boxes to ``boxes`` (matched at IoU >= 0.3)."""
         hog = self._dlib.get_frontal_face_detector()
-        rows = []
+        ours, theirs = [], []
         for img, box in zip(images, boxes):
             dets = hog(np.ascontiguousarray(img[:, :, ::-1]), 1)
             if not len(dets):
@@ -61,24 +61,14 @@ class DlibLandmarks:
             j = int(np.argmax(o))
             if o[j] < 0.3:
                 continue
-            side = max(box[2] - box[0], box[3] - box[1])
-            rows.append([((d[j, 0] + d[j, 2]) - (box[0] + box[2])) / 2 / side,
-                         ((d[j, 1] + d[j, 3]) - (box[1] + box[3])) / 2 / side,
-                         max(d[j, 2] - d[j, 0], d[j, 3] - d[j, 1]) / side])
-        if rows:
-            self.relation = tuple(float(v) for v in np.median(np.array(rows), axis=0))
-        self.calibrated_on = len(rows)
+            ours.append(box)
+            theirs.append(d[j])
+        self.relation = BoxRelation.fit(np.array(ours).reshape(-1, 4), np.array(theirs).reshape(-1, 4))
+        self.calibrated_on = len(ours)
         return self.relation
 
-    def convert(self, box: np.ndarray) -> np.ndarray:
-        dx, dy, size = self.relation
-        side = max(box[2] - box[0], box[3] - box[1])
-        cx, cy = (box[0] + box[2]) / 2 + dx * side, (box[1] + box[3]) / 2 + dy * side
-        half = size * side / 2
-        return np.array([cx - half, cy - half, cx + half, cy + half])
-
     def predict(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        x1, y1, x2, y2 = (int(round(v)) for v in self.convert(np.asarray(box, np.float64)))
+        x1, y1, x2, y2 = (int(round(v)) for v in self.relation.apply(box))
         rgb = np.ascontiguousarray(image[:, :, ::-1])
         shape = self.predictor(rgb, self._dlib.rectangle(x1, y1, x2, y2))
         return np.array([[p.x, p.y] for p in shape.parts()], np.float32)

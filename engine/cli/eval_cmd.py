@@ -115,17 +115,13 @@ def run_lfw(args: argparse.Namespace) -> int:
 
 
 def run_ident(args: argparse.Namespace) -> int:
-    from engine.metrics import format_table, identification_rates, list_identity_folder, split_gallery_probe
+    from engine.metrics import (format_table, identification_rates, identity_root, list_identity_folder,
+                                 split_gallery_probe)
 
     t0 = time.perf_counter()
     fprs = tuple(float(f) for f in args.fprs.split(","))
-    root = Path(args.data)
-    for name in ("lfw-deepfunneled", "lfw", "lfw_funneled"):
-        if (root / name).is_dir():
-            root = root / name
-            break
     try:
-        paths, labels, _names = list_identity_folder(root)
+        paths, labels, _names = list_identity_folder(identity_root(args.data))
     except FileNotFoundError as exc:
         raise FacescopeError(str(exc)) from None
     g_idx, p_idx, i_idx = split_gallery_probe(labels, max_identities=args.max_identities,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -82,8 +83,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
         dl = DlibLandmarks()
         dl.calibrate(images, boxes)
-        result["dlib_box_relation"] = {"dx": dl.relation[0], "dy": dl.relation[1], "size": dl.relation[2],
-                                       "calibrated_on_faces": dl.calibrated_on}
+        result["dlib_box_relation"] = {**asdict(dl.relation), "calibrated_on_faces": dl.calibrated_on}
         dpred = np.stack([dl.predict(img, box) for img, box in zip(images, boxes)])
         derr = nme(dpred, truth)
         result.update(summary(derr, prefix="dlib_"))

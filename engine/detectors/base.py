@@ -68,6 +68,14 @@ def letterbox(image: np.ndarray, size: tuple[int, int] | None, divisor: int,
     return out, Letterbox(scale, net_w, net_h)
 
 
+def drop_small(faces: Faces, min_size: float) -> Faces:
+    """Faces whose box's shorter side is at least ``min_size`` source pixels (0 keeps all)."""
+    if min_size <= 0 or len(faces) == 0:
+        return faces
+    side = np.minimum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
+    return faces.select(side >= min_size)
+
+
 def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, score_threshold: float, iou_threshold: float, top_k: int) -> np.ndarray:
     """Greedy NMS via OpenCV's ``cv2.dnn.NMSBoxes`` (the same routine FaceDetectorYN uses).
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.backends import create_session
 from engine.config import DetectorConfig, RuntimeConfig
-from engine.detectors.base import DETECTORS, nms
+from engine.detectors.base import DETECTORS, drop_small, nms
 from engine.errors import ModelError
 from engine.models import ModelCard, find_card, prepared_model_path
 from engine.records import Faces
@@ -53,14 +53,6 @@ def effective_size(shape: tuple[int, ...], config: DetectorConfig, default: int 
     if config.input_size is None:
         return min(native, -(-config.max_side // 32) * 32)
     return min(max(config.input_size), native)
-
-
-def _finish(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray | None, config: DetectorConfig) -> Faces:
-    if config.min_face_size > 0 and len(boxes):
-        side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        big = side >= config.min_face_size
-        boxes, scores, kps = boxes[big], scores[big], (kps[big] if kps is not None else None)
-    return Faces(boxes, scores, kps)
 
 
 class OnnxYoloDetector:
@@ -111,7 +103,7 @@ class OnnxYoloDetector:
         if k == 5:
             kp = pred[:, 4 + self.classes:].reshape(-1, k, self.kpt_dims)[..., :2]
             kps = (kp - offset) / r
-        return _finish(boxes.astype(np.float32), scores.astype(np.float32), kps, self.config)
+        return drop_small(Faces(boxes.astype(np.float32), scores.astype(np.float32), kps), self.config.min_face_size)
 
 
 class UltralyticsYoloDetector:
@@ -146,7 +138,7 @@ class UltralyticsYoloDetector:
         kps = None
         if res.keypoints is not None and res.keypoints.xy.shape[1] == 5:
             kps = res.keypoints.xy.cpu().numpy().astype(np.float32)
-        return _finish(boxes, scores, kps, self.config)
+        return drop_small(Faces(boxes, scores, kps), self.config.min_face_size)
 
 
 @DETECTORS.register("yolo")

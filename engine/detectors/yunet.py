@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.backends import create_session
 from engine.config import DetectorConfig, RuntimeConfig
-from engine.detectors.base import DETECTORS, letterbox, nms
+from engine.detectors.base import DETECTORS, drop_small, letterbox, nms
 from engine.errors import ModelError
 from engine.models import ModelCard, find_card, prepared_model_path
 from engine.records import Faces
@@ -82,11 +82,7 @@ class YuNetDetector:
         boxes_a, kps_a, scores_a = np.concatenate(boxes), np.concatenate(kps), np.concatenate(scores)
         order = nms(boxes_a, scores_a, self.score_threshold, self.nms_threshold, self.config.top_k)
         boxes_a, kps_a, scores_a = boxes_a[order] / scale, kps_a[order] / scale, scores_a[order]
-        if self.config.min_face_size > 0:
-            side = np.minimum(boxes_a[:, 2] - boxes_a[:, 0], boxes_a[:, 3] - boxes_a[:, 1])
-            big = side >= self.config.min_face_size
-            boxes_a, kps_a, scores_a = boxes_a[big], kps_a[big], scores_a[big]
-        return Faces(boxes_a, scores_a, kps_a)
+        return drop_small(Faces(boxes_a, scores_a, kps_a), self.config.min_face_size)
 
     def __call__(self, image: np.ndarray) -> Faces:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

@@ -85,19 +85,38 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BoxRelation:
-    """Median detector box relative to the landmark box: centre offset and size, both in
-    units of the landmark box's longer side."""
+    """A square box relative to a reference box: centre offset and side, in units of the
+    reference's longer side (here: the median detector box relative to the landmark box, or
+    dlib's box convention relative to ours)."""
 
     dx: float = 0.0
     dy: float = 0.0
     size: float = 1.0
 
-    def box(self, points: np.ndarray) -> np.ndarray:
-        lb = landmark_box(points)
-        side = max(lb[2] - lb[0], lb[3] - lb[1])
-        cx, cy = (lb[0] + lb[2]) / 2 + self.dx * side, (lb[1] + lb[3]) / 2 + self.dy * side
+    @classmethod
+    def fit(cls, references: np.ndarray, boxes: np.ndarray) -> BoxRelation:
+        """Median relation of ``boxes`` (N, 4) xyxy to ``references`` (N, 4); identity if N = 0."""
+        ref, b = np.asarray(references, np.float64).reshape(-1, 4), np.asarray(boxes, np.float64).reshape(-1, 4)
+        if not len(ref):
+            return cls()
+        side = np.maximum(ref[:, 2] - ref[:, 0], ref[:, 3] - ref[:, 1])
+        rows = np.stack([((b[:, 0] + b[:, 2]) - (ref[:, 0] + ref[:, 2])) / 2 / side,
+                         ((b[:, 1] + b[:, 3]) - (ref[:, 1] + ref[:, 3])) / 2 / side,
+                         np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / side], axis=1)
+        dx, dy, size = np.median(rows, axis=0)
+        return cls(float(dx), float(dy), float(size))
+
+    def apply(self, reference: np.ndarray) -> np.ndarray:
+        """The (4,) xyxy box this relation puts around ``reference`` (4,) xyxy."""
+        r = np.asarray(reference, np.float64)
+        side = max(r[2] - r[0], r[3] - r[1])
+        cx, cy = (r[0] + r[2]) / 2 + self.dx * side, (r[1] + r[3]) / 2 + self.dy * side
         half = self.size * side / 2
         return np.array([cx - half, cy - half, cx + half, cy + half])
+
+    def box(self, points: np.ndarray) -> np.ndarray:
+        """The box around (68, 2) landmarks."""
+        return self.apply(landmark_box(points))
 
 
 def detector_boxes(samples: Sequence[Sample], detect: Callable[[np.ndarray], np.ndarray],
@@ -122,17 +141,8 @@ def detector_boxes(samples: Sequence[Sample], detect: Callable[[np.ndarray], np.
             j = int(np.argmax(iou))
             if iou[j] >= min_iou:
                 boxes[i], found[i] = dets[j], True
-    rel = BoxRelation()
-    if found.any():
-        rows = []
-        for i in np.flatnonzero(found):
-            lb = landmark_box(samples[i].points)
-            side = max(lb[2] - lb[0], lb[3] - lb[1])
-            b = boxes[i]
-            rows.append([((b[0] + b[2]) - (lb[0] + lb[2])) / 2 / side, ((b[1] + b[3]) - (lb[1] + lb[3])) / 2 / side,
-                         max(b[2] - b[0], b[3] - b[1]) / side])
-        dx, dy, size = np.median(np.array(rows), axis=0)
-        rel = BoxRelation(float(dx), float(dy), float(size))
+    rel = BoxRelation.fit(np.array([landmark_box(samples[i].points) for i in np.flatnonzero(found)]).reshape(-1, 4),
+                          boxes[found])
     for i in np.flatnonzero(~found):
         boxes[i] = rel.box(samples[i].points)
     return boxes, found, rel

@@ -12,7 +12,7 @@ import numpy as np
 from engine.backends import create_session
 from engine.config import LandmarkConfig, RuntimeConfig
 from engine.errors import ModelError
-from engine.landmarks.crop import crop_matrix, warp
+from engine.landmarks.crop import apply, crop_matrix, invert, warp
 from engine.landmarks.dataset import BoxRelation
 from engine.landmarks.heatmap import soft_argmax
 from engine.landmarks.ibug import MIRROR, five_points
@@ -94,11 +94,8 @@ class HourglassLandmarker:
 
     @staticmethod
     def _to_image(pts: np.ndarray, ms: np.ndarray) -> np.ndarray:
-        out = np.empty_like(pts)
-        for i, m in enumerate(ms):
-            inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
-            out[i] = pts[i] @ inv[:, :2].T + inv[:, 2]
-        return out
+        """(N, 68, 2) crop px -> image px through each crop's inverse affine."""
+        return np.stack([apply(invert(m), p) for m, p in zip(ms, pts)]).astype(np.float32)
 
     def __call__(self, image: np.ndarray, faces: Faces) -> Faces:
         if len(faces) == 0:

@@ -13,7 +13,7 @@ from engine.metrics.identification import (
     identification_rates,
     split_gallery_probe,
 )
-from engine.metrics.lfw import Pair, find_lfw_root, list_identity_folder, read_pairs
+from engine.metrics.lfw import Pair, find_lfw_root, identity_root, list_identity_folder, read_pairs
 from engine.metrics.plots import format_table, plot_roc
 from engine.metrics.verification import (
     KFoldResult,
@@ -26,7 +26,7 @@ from engine.metrics.verification import (
 
 __all__ = [
     "DEFAULT_FPRS", "IdentResult", "KFoldResult", "Pair", "best_matches", "best_threshold",
-    "find_lfw_root", "format_table", "identification_rates", "kfold_accuracy",
+    "find_lfw_root", "identity_root", "format_table", "identification_rates", "kfold_accuracy",
     "list_identity_folder", "plot_roc", "read_pairs", "roc", "split_gallery_probe",
     "tar_at_far", "threshold_for_far",
 ]

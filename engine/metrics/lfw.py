@@ -43,6 +43,20 @@ def _has_person_folders(directory: Path) -> bool:
     return False
 
 
+def identity_root(data_dir: str | Path) -> Path:
+    """The folder of ``<Name>/`` image folders in an LFW-style folder: the first of
+    ``IMAGE_DIR_NAMES`` holding person folders (a doubly nested ``X/X`` is followed), else
+    ``data_dir`` itself (which may then hold the person folders directly)."""
+    data_dir = Path(data_dir).expanduser()
+    for name in IMAGE_DIR_NAMES:
+        candidate = data_dir / name
+        if (candidate / name).is_dir():
+            candidate = candidate / name
+        if candidate.is_dir() and _has_person_folders(candidate):
+            return candidate
+    return data_dir
+
+
 def find_lfw_root(data_dir: str | Path) -> tuple[Path, Path]:
     """Locate ``(pairs_txt, images_dir)`` inside an LFW folder.
 
@@ -61,14 +75,9 @@ def find_lfw_root(data_dir: str | Path) -> tuple[Path, Path]:
         raise FileNotFoundError(
             f"no pairs.txt in {data_dir}: expected the LFW View 2 protocol file "
             f"(header '10 300') next to the image folder")
-    for name in IMAGE_DIR_NAMES:
-        candidate = data_dir / name
-        if (candidate / name).is_dir():
-            candidate = candidate / name
-        if candidate.is_dir() and _has_person_folders(candidate):
-            return pairs_txt, candidate
-    if _has_person_folders(data_dir):
-        return pairs_txt, data_dir
+    images = identity_root(data_dir)
+    if _has_person_folders(images):
+        return pairs_txt, images
     raise FileNotFoundError(
         f"no LFW images in {data_dir}: expected a folder named one of "
         f"{', '.join(IMAGE_DIR_NAMES)} (or <Name>/ folders directly) "

@@ -25,7 +25,7 @@ from engine.imageio import read_image
 from engine.landmarks.crop import apply, crop_matrix, invert, warp
 from engine.landmarks.dataset import detector_boxes, load_samples, split_samples
 from engine.landmarks.heatmap import soft_argmax as np_soft_argmax
-from engine.landmarks.ibug import interocular
+from engine.metrics.landmarks import nme
 from engine.train.hourglass import LandmarkLoss, StackedHourglass
 from engine.train.landmark_data import Augment, LandmarkCrops, normalise
 from engine.train.schedule import warmup_cosine
@@ -102,11 +102,6 @@ def predict_crops(net: torch.nn.Module, crops: np.ndarray, stride: int, batch: i
     return np.concatenate(out) if out else np.zeros((0, 68, 2), np.float32)
 
 
-def nme_per_face(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(N, 68, 2) each -> (N,) mean point error / outer-eye distance (fraction)."""
-    return np.linalg.norm(pred - truth, axis=-1).mean(-1) / interocular(truth)
-
-
 def evaluate(net: torch.nn.Module, images, points: np.ndarray, boxes: np.ndarray,
              cfg: LandmarkTrainConfig) -> np.ndarray:
     """Per-face NME on un-augmented crops, errors measured in image pixels."""
@@ -114,7 +109,7 @@ def evaluate(net: torch.nn.Module, images, points: np.ndarray, boxes: np.ndarray
     crops = np.stack([warp(img, m, cfg.input_size) for img, m in zip(images, ms)])
     pred = predict_crops(net, crops, cfg.stride)
     pred_img = np.stack([apply(invert(m), p) for m, p in zip(ms, pred)])
-    return nme_per_face(pred_img, points)
+    return nme(pred_img, points)
 
 
 def train_landmarks(cfg: LandmarkTrainConfig, resume: str | None = None, progress: bool = True) -> dict:
@@ -236,16 +231,16 @@ def _teacher_faces(cfg: LandmarkTrainConfig, detector, tr_images, tr_boxes, tr_p
     """Fit the teacher's 468->68 map on the training split, report it on the held-out split,
     and label up to ``extra_max`` LFW-style faces (``extra_per_person`` per identity folder)."""
     from engine.dataset_embed import central_face
+    from engine.metrics.lfw import identity_root
     from engine.train.teacher import MeshTeacher
 
     teacher = MeshTeacher(cfg.teacher)
     teacher.fit_on(tr_images, tr_boxes, tr_points)
     val_pred = np.stack([teacher.label(img, b)[0] for img, b in zip(va_images, va_boxes)])
-    teacher_nme = float(nme_per_face(val_pred, va_points).mean()) if len(va_points) else float("nan")
+    teacher_nme = float(nme(val_pred, va_points).mean()) if len(va_points) else float("nan")
     if progress:
         tqdm.write(f"teacher (FaceMesh mapped to 68 points) held-out NME {teacher_nme * 100:.2f} %")
-    root = Path(cfg.extra_faces)
-    root = root / "lfw-deepfunneled" if (root / "lfw-deepfunneled").is_dir() else root
+    root = identity_root(cfg.extra_faces)
     files = [f for p in sorted(d for d in root.iterdir() if d.is_dir())
              for f in sorted(p.glob("*.jpg"))[:cfg.extra_per_person]]
     if not files:
