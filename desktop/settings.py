@@ -78,8 +78,9 @@ def landmark_names() -> list[str]:
 
 
 def backend_names() -> list[str]:
+    """"auto" (the machine decides: engine.backends.select) first, then every registered backend."""
     from engine.backends import BACKENDS
-    return BACKENDS.names()
+    return ["auto", *BACKENDS.names()]
 
 
 class EngineConfigs(NamedTuple):
@@ -100,7 +101,7 @@ class Settings:
     detector_threshold: float | None = None
     recognition_threshold: float | None = None
     embedder: str = "sface"
-    backend: str = "onnxruntime"
+    backend: str = "auto"
     refresh_s: float = 2.0
     landmarks: str = "hourglass68"     # a landmark model name / card path, or "none"
     align: str = "landmarks"

@@ -9,15 +9,33 @@ def _check(cond: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Which inference backend runs the models and with how many CPU threads (0 = all cores)."""
+    """Which inference backend runs the models, and its options.
 
-    backend: str = "onnxruntime"
+    ``backend``: "auto" (TensorRT when a GPU and TensorRT are present, else ONNX Runtime with
+    CUDA, else ONNX Runtime on the CPU: :mod:`engine.backends.select`) or a registered name.
+    ``threads``: ONNX Runtime CPU threads (0 = all cores). TensorRT only: ``precision`` of
+    the engines built on first use (int8 needs a calibration cache from ``facescope trt build
+    --precision int8 --calib DIR``), ``max_batch`` the top of the batch profile for stages
+    that batch (embedder, landmarks), ``workspace_mb`` the builder's scratch memory limit.
+    """
+
+    backend: str = "auto"
     threads: int = 0
+    precision: str = "fp16"
+    max_batch: int = 16
+    workspace_mb: int = 1024
 
     def __post_init__(self) -> None:
+        _check(bool(self.backend.strip()), "backend must not be empty")
         _check(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(1 <= self.max_batch <= 1024, f"max_batch must be in [1, 1024], got {self.max_batch}")
+        _check(64 <= self.workspace_mb <= 1 << 20, f"workspace_mb must be in [64, 1048576], got {self.workspace_mb}")
 
 
 @dataclass(frozen=True)

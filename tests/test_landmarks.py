@@ -169,6 +169,23 @@ def test_hourglass_batch_equals_single_and_replaces_points_when_asked():
     assert empty.landmarks.shape == (0, 68, 2)
 
 
+def test_flip_test_keeps_the_models_annotation_convention():
+    """Mirrored-back predictions are shifted by 2 * annotation_dx (image px) before averaging,
+    so the averaged points move by exactly annotation_dx in x, none in y."""
+    from dataclasses import replace
+
+    lm = create_landmarker("hourglass68", LandmarkConfig(flip_test=True))
+    assert lm.card.extra["annotation_dx"] == 1.3
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    boxes = np.array([[40, 30, 140, 150], [150, 60, 300, 230]], np.float32)
+    with_dx = lm.predict(img, boxes)[0]
+    lm.card = replace(lm.card, extra={**lm.card.extra, "annotation_dx": 0.0})
+    without = lm.predict(img, boxes)[0]
+    assert np.allclose(with_dx[..., 0] - without[..., 0], 1.3, atol=1e-3)
+    assert np.allclose(with_dx[..., 1], without[..., 1], atol=1e-4)
+
+
 def test_landmark_card_validation_and_wrong_family(tmp_path):
     with pytest.raises(ModelError, match="is a embedder, not a landmarks"):
         create_landmarker("onnx", card="sface")

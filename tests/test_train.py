@@ -90,3 +90,29 @@ def test_train_detector_smoke_run_exports_a_loadable_onnx(tmp_path, monkeypatch)
     det = create_detector("yolo", DetectorConfig(name="yolo"), weights=str(out))
     faces = det(np.full((240, 320, 3), 127, np.uint8))
     assert faces.keypoints is None and faces.boxes.shape[1] == 4
+
+
+def test_mirror_augmentation_keeps_the_annotations_x_convention():
+    """A flipped crop's target = the mirrored point + 2 * annotation_dx (in crop px): true
+    positions mirror about the pixel-centre axis, the convention offset keeps its sign."""
+    import numpy as np
+
+    from engine.landmarks.crop import apply, crop_matrix
+    from engine.landmarks.ibug import MIRROR
+    from engine.train.landmark_data import Augment, LandmarkCrops
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    pts = rng.uniform(60, 140, (1, 68, 2))
+    box = np.array([[50.0, 50.0, 150.0, 150.0]])
+    only_flip = Augment(shift=0, scale=0, rotate_deg=0, flip=1.0, color=0, grayscale=0, blur=0, occlude=0)
+    m = crop_matrix(box[0], 64, 1.3, 0.1)
+    plain = apply(m, pts[0])
+    for dx in (0.0, 1.3):
+        ds = LandmarkCrops([img], pts, box, 64, 1.3, 0.1, only_flip, annotation_dx=dx)
+        crop, xy, _ = ds[0]
+        want = plain[MIRROR].copy()
+        want[:, 0] = 63 - want[:, 0] + 2 * dx * m[0, 0]
+        assert np.allclose(xy.numpy(), want, atol=1e-4)
+    none = LandmarkCrops([img], pts, box, 64, 1.3, 0.1, Augment.none(), annotation_dx=1.3)
+    assert np.allclose(none[0][1].numpy(), plain, atol=1e-4)    # unflipped targets are the annotations

@@ -116,3 +116,19 @@ def test_bad_yolo_files_fail_clearly(tmp_path):
         create_detector("yolo", weights=junk)
     with pytest.raises(ModelError, match="not a YOLO detector"):
         create_detector("yolo", weights=find_card("yunet"))
+
+
+def test_trt_build_export_yolo_writes_a_dynamic_onnx_that_matches_ultralytics(tmp_path):
+    """trt_build's YOLO export (ultralytics' exporter + card) is parity-checked before it returns."""
+    pytest.importorskip("ultralytics")
+    import onnx
+
+    from trt_build.export import export_yolo
+    from trt_build.prepare import input_shapes
+
+    out = export_yolo(SHIPPED / "yolo11p-face.pt", tmp_path / "yolo", parity_images=_afw_images(3), name="yolo-test")
+    assert out["parity_min_iou"] >= 0.99
+    dims = next(iter(input_shapes(onnx.load(out["onnx"])).values()))
+    assert all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))       # batch, height, width dynamic
+    assert find_card(tmp_path / "yolo" / "card.json", family="detector").name == "yolo-test"
+    find_card("yolo11p-face").verify()        # ultralytics exports beside the weights: the shipped ONNX stays intact

@@ -1,8 +1,8 @@
-"""The backend interface every runtime implements (ONNX Runtime now, TensorRT later).
+"""The backend interface every runtime implements (ONNX Runtime, TensorRT).
 
-A session is created from a prepared model file and runs named float32 inputs to named
-outputs. Pre- and post-processing live in the stages, not here, so the same decoding code
-serves every backend.
+A session is created from a prepared ONNX file and runs named host arrays to named host
+arrays. Pre- and post-processing live in the stages, not here, so the same decoding code
+serves every backend. Backends register a factory ``(path, runtime: RuntimeConfig)``.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from engine.config import RuntimeConfig
 from engine.registry import Registry
 
 
@@ -28,6 +29,19 @@ class InferenceSession(Protocol):
 BACKENDS: Registry[InferenceSession] = Registry("backend")
 
 
-def create_session(path: str | Path, backend: str = "onnxruntime", **options) -> InferenceSession:
-    """The one factory for inference sessions: ``create_session(model, "onnxruntime", threads=2)``."""
-    return BACKENDS.create(backend, path=Path(path), **options)
+def create_session(path: str | Path, runtime: RuntimeConfig | str = "onnxruntime", **overrides) -> InferenceSession:
+    """The one factory for inference sessions.
+
+    ``create_session(model, RuntimeConfig(backend="auto", threads=2))`` or, for short,
+    ``create_session(model, "onnxruntime", threads=2)``. "auto" is resolved here, once per
+    session, by :func:`engine.backends.select.choose_backend` (cached probe of the machine).
+    """
+    if isinstance(runtime, str):
+        runtime = RuntimeConfig(backend=runtime, **overrides)
+    elif overrides:
+        raise TypeError("pass options inside the RuntimeConfig, not beside it")
+    if runtime.backend == "auto":
+        from engine.backends.select import choose_backend
+
+        runtime = RuntimeConfig(**{**runtime.__dict__, "backend": choose_backend("auto").backend})
+    return BACKENDS.create(runtime.backend, path=Path(path), runtime=runtime)

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend (CPU by default; CUDA EP when asked and available)."""
+"""ONNX Runtime backends: "onnxruntime" (CPU) and "onnxruntime-cuda" (CUDA execution provider)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ import numpy as np
 import onnxruntime as ort
 
 from engine.backends.base import BACKENDS
+from engine.config import RuntimeConfig
 from engine.errors import ModelError
 
 
@@ -51,5 +52,11 @@ class OrtSession:
 
 
 @BACKENDS.register("onnxruntime")
-def _create(path: Path, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> OrtSession:
-    return OrtSession(path, threads=threads, providers=providers)
+def _create(path: Path, runtime: RuntimeConfig) -> OrtSession:
+    return OrtSession(path, threads=runtime.threads)
+
+
+@BACKENDS.register("onnxruntime-cuda")
+def _create_cuda(path: Path, runtime: RuntimeConfig) -> OrtSession:
+    """ORT's CUDA execution provider, CPU for the nodes it does not take (needs onnxruntime-gpu)."""
+    return OrtSession(path, threads=runtime.threads, providers=("CUDAExecutionProvider", "CPUExecutionProvider"))

@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from engine.config import LANDMARK_ALIGN, DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig
+from engine.config import (LANDMARK_ALIGN, PRECISIONS, DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig,
+                           RuntimeConfig)
 
 
 def _size(text: str) -> tuple[int, int] | None:
@@ -37,7 +38,13 @@ def add_model_args(p: argparse.ArgumentParser, det_size: str = "native") -> None
     g.add_argument("--embedder", default="sface", help="embedder name or path to a model card (default: sface)")
     g.add_argument("--flip", action="store_true", help="average embeddings of the face and its mirror image")
     g.add_argument("--threads", type=int, default=0, help="CPU threads per model (0 = all cores)")
-    g.add_argument("--backend", default="onnxruntime", help="inference backend (default: onnxruntime)")
+    g.add_argument("--backend", default="auto",
+                   help="inference backend: auto (TensorRT on an NVIDIA GPU with TensorRT installed, else ONNX "
+                        "Runtime CUDA, else ONNX Runtime CPU; `facescope doctor` says which and why), tensorrt, "
+                        "onnxruntime-cuda or onnxruntime (default: auto)")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp16",
+                   help="TensorRT engine precision (default fp16; int8 needs `facescope trt build --precision "
+                        "int8 --calib DIR` first)")
 
 
 def add_threshold_arg(p: argparse.ArgumentParser) -> None:
@@ -53,7 +60,7 @@ def configs(args: argparse.Namespace, det_threshold: float | None = None) -> dic
         detector=DetectorConfig(name=args.detector, input_size=args.det_size, score_threshold=threshold,
                                 min_face_size=args.min_face),
         embedder=EmbedderConfig(name=args.embedder, flip=args.flip),
-        runtime=RuntimeConfig(backend=args.backend, threads=args.threads),
+        runtime=RuntimeConfig(backend=args.backend, threads=args.threads, precision=args.precision),
         match=MatchConfig(threshold=getattr(args, "threshold", None)),
         landmarks=LandmarkConfig(model=None if str(args.landmarks).lower() == "none" else args.landmarks,
                                  align=args.align),

@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import (bench_cmd, demo_cmd, enroll_cmd, eval_cmd, gallery_cmd, gui_cmd, models_cmd, run_cmd, synth_cmd,
-                        train_cmd)
+from engine.cli import (bench_cmd, demo_cmd, doctor_cmd, embedder_cmds, enroll_cmd, eval_cmd, gallery_cmd, gui_cmd,
+                        models_cmd, run_cmd, synth_cmd, train_cmd, trt_cmd)
 from engine.errors import FacescopeError
 
-COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd, train_cmd)
+COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd, train_cmd,
+            trt_cmd, doctor_cmd, embedder_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,16 +11,16 @@ from engine.errors import FacescopeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train models (landmarks: stacked hourglass; detector: YOLO via ultralytics)")
+    p = sub.add_parser("train", help="train models (landmarks: stacked hourglass; detector: YOLO via ultralytics; embedder)")
     tr = p.add_subparsers(dest="train", metavar="MODEL", required=True)
 
     lm = tr.add_parser("landmarks", help="train the 68-point stacked hourglass on 300-W style data",
                        description="Trains on the non-held-out split of --data (a hash of file names keeps "
                                    "15%% for validation), writes checkpoints, a CSV log and an ONNX export + card. "
-                                   "The shipped model is two runs: this command with its defaults (mirror "
-                                   "augmentation, FaceMesh-labelled LFW faces), then a second stage from its "
-                                   "best.pt: --init runs/landmarks/best.pt --no-teacher --no-flip --epochs 30 "
-                                   "--finetune-epochs 0 --warmup-epochs 0 --lr 4e-4 --ema 0.99 (README).")
+                                   "The shipped model is three runs (README, 'Training recipe'): this command "
+                                   "with FaceMesh-labelled LFW faces (--annotation-dx 0), then two stages on "
+                                   "300-W alone from the previous best.pt (--init ... --no-teacher), the first "
+                                   "without mirroring, the second with it.")
     lm.add_argument("--data", required=True, help="folder of *.jpg + *.pts (e.g. ../shared/data/300w)")
     lm.add_argument("--out", default="runs/landmarks", help="output folder (default runs/landmarks)")
     lm.add_argument("--epochs", type=int, default=8, help="epochs over real + teacher-labelled faces (default 8)")
@@ -34,9 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     lm.add_argument("--no-teacher", action="store_true", help="train on the real annotations only")
     lm.add_argument("--init", metavar="CHECKPOINT", help="start from these weights (a second training stage)")
     lm.add_argument("--no-flip", action="store_true",
-                    help="no mirror augmentation: 300-W's annotations are not mirror-symmetric in x (they sit "
-                         "~1.4 px right of where a mirror-trained model puts them), so the last stage learns "
-                         "their convention without flips")
+                    help="no mirror augmentation")
+    lm.add_argument("--annotation-dx", type=float, default=1.3,
+                    help="x offset (image px) of the annotations from pixel centres, kept when mirroring: "
+                         "300-W's sit ~1.3 px right of where a mirror-symmetric model puts them (default 1.3; "
+                         "0 for data annotated at pixel centres)")
     lm.add_argument("--ema", type=float, default=0.0,
                     help="validate and export an exponential moving average of the weights (e.g. 0.998; 0 = off)")
     lm.add_argument("--batch-size", type=int, default=32)
@@ -49,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lm.add_argument("--resume", metavar="CHECKPOINT", help="continue from out/last.pt")
     lm.add_argument("--no-progress", action="store_true")
     lm.set_defaults(func=run_landmarks)
+
+    from engine.cli.embedder_cmds import add_train_parser
+    add_train_parser(tr)
 
     det = tr.add_parser("detector", help="train a YOLO face detector with ultralytics on YuNet pseudo-labels")
     det.add_argument("--lfw", default="../shared/data/lfw", help="LFW folder ('' to skip)")
@@ -83,7 +88,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
                               finetune_epochs=args.finetune_epochs,
                               teacher=None if args.no_teacher else args.teacher,
                               extra_faces=None if args.no_teacher else args.extra_faces, extra_max=args.extra_max,
-                              ema=args.ema, init=args.init,
+                              ema=args.ema, init=args.init, annotation_dx=args.annotation_dx,
                               augment=Augment(flip=0.0) if args.no_flip else Augment())
     try:
         summary = train_landmarks(cfg, resume=args.resume, progress=not args.no_progress)

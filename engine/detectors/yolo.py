@@ -72,16 +72,21 @@ class OnnxYoloDetector:
         self.kpt_dims = int(card.extra.get("kpt_dims", 0))
         self.score_threshold = config.score_threshold if config.score_threshold is not None else card.score_threshold
         self.nms_threshold = config.nms_threshold if config.nms_threshold is not None else card.nms_threshold
-        self.session = create_session(prepared_model_path(card), runtime.backend, threads=runtime.threads)
+        self.session = create_session(prepared_model_path(card), runtime)
         self.input_name = self.session.input_names[0]
         if card.color_order != "RGB" or tuple(card.std) != (255.0, 255.0, 255.0):
             raise ModelError(f"{card.name}: YOLO cards must state RGB input scaled by 1/255")
 
-    def __call__(self, image: np.ndarray) -> Faces:
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+        """BGR uint8 frame -> ((1, 3, H, W) float32 RGB / 255 input, scale, (left, top) padding);
+        also what INT8 calibration feeds TensorRT."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detector expects an (H, W, 3) uint8 BGR image, got {image.dtype} {image.shape}")
-        padded, r, (left, top) = yolo_letterbox(image, effective_size(image.shape, self.config))
-        blob = np.ascontiguousarray(padded[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        padded, r, pad = yolo_letterbox(image, effective_size(image.shape, self.config))
+        return np.ascontiguousarray(padded[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0, r, pad
+
+    def __call__(self, image: np.ndarray) -> Faces:
+        blob, r, (left, top) = self.preprocess(image)
         out = next(iter(self.session.run({self.input_name: blob}).values()))
         pred = np.asarray(out)[0].T                               # (A, C)
         k = self.card.keypoints

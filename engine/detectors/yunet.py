@@ -41,18 +41,24 @@ class YuNetDetector:
         self.nms_threshold = config.nms_threshold if config.nms_threshold is not None else card.nms_threshold
         self.strides = tuple(card.extra.get("strides", (8, 16, 32)))
         self.divisor = max(card.size_divisor, max(self.strides))
-        self.session = create_session(prepared_model_path(card), runtime.backend, threads=runtime.threads)
+        self.session = create_session(prepared_model_path(card), runtime)
         self.input_name = self.session.input_names[0]
         expected = {f"{k}_{s}" for k in ("cls", "obj", "bbox", "kps") for s in self.strides}
         if not expected <= set(self.session.output_names):
             raise ModelError(f"{card.path} lacks YuNet outputs {sorted(expected - set(self.session.output_names))}")
         self._grids: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def raw(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], float, tuple[int, int]]:
-        """Run the network; returns raw heads, the letterbox scale and the net size (w, h)."""
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+        """BGR uint8 frame -> ((1, 3, H, W) float32 input, letterbox scale, net size (w, h));
+        also what INT8 calibration feeds TensorRT."""
         padded, box = letterbox(image, self.config.input_size, self.divisor, self.config.max_side)
         blob = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
-        return self.session.run({self.input_name: blob}), box.scale, (box.net_width, box.net_height)
+        return blob, box.scale, (box.net_width, box.net_height)
+
+    def raw(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], float, tuple[int, int]]:
+        """Run the network; returns raw heads, the letterbox scale and the net size (w, h)."""
+        blob, scale, size = self.preprocess(image)
+        return self.session.run({self.input_name: blob}), scale, size
 
     def decode(self, heads: dict[str, np.ndarray], net_size: tuple[int, int], scale: float) -> Faces:
         """Raw heads -> Faces in source pixels (threshold, NMS, minimum size applied)."""

@@ -6,6 +6,7 @@ run in batches, L2-normalise.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,9 @@ class OnnxEmbedder:
         self.rgb = card.color_order == "RGB"
         self.mean = np.asarray(card.mean, np.float32)
         self.std = np.asarray(card.std, np.float32)
-        self.session = create_session(prepared_model_path(card), runtime.backend, threads=runtime.threads)
+        if card.extra.get("notice"):     # licence terms the user must see whenever the model is used
+            logging.getLogger("facescope.models").warning("%s: %s", card.name, card.extra["notice"])
+        self.session = create_session(prepared_model_path(card), runtime)
         self.input_name = self.session.input_names[0]
         probe = self.session.run({self.input_name: np.zeros((1, 3, self.size[1], self.size[0]), np.float32)})
         out = next(iter(probe.values()))
@@ -80,12 +83,20 @@ class OnnxEmbedder:
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, h, w, 3) uint8 BGR aligned crops -> (N, D) embeddings (gallery re-embedding)."""
+        return self.embed_tensor(self.preprocess_crops(crops))
+
+    def preprocess_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, h, w, 3) uint8 BGR aligned crops -> (N, 3, h, w) float32 network input.
+
+        Bit-identical to what :meth:`align` writes for the same crop (the fused warp computes
+        ``(pixel - mean) / std`` in float32 too; tested), so INT8 calibration from a folder of
+        aligned crops sees exactly the pipeline's inputs."""
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (self.size[1], self.size[0], 3) or crops.dtype != np.uint8:
             raise ValueError(f"crops must be (N, {self.size[1]}, {self.size[0]}, 3) uint8, got {crops.dtype} {crops.shape}")
         x = crops[..., ::-1] if self.rgb else crops
         x = (x.astype(np.float32) - self.mean) / self.std
-        return self.embed_tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
     def embed_faces(self, image: np.ndarray, faces: Faces) -> Faces:
         """Embed every face (needs keypoints); returns a new Faces with embeddings set."""
@@ -99,6 +110,12 @@ class OnnxEmbedder:
 @EMBEDDERS.register("sface")
 def _create_sface(config: EmbedderConfig, runtime: RuntimeConfig) -> OnnxEmbedder:
     return OnnxEmbedder(find_card("sface", family="embedder"), config, runtime)
+
+
+@EMBEDDERS.register("mobilefacenet_y1")
+def _create_y1(config: EmbedderConfig, runtime: RuntimeConfig) -> OnnxEmbedder:
+    """Opt-in: InsightFace's MobileFaceNet (non-commercial research only; the notice is logged)."""
+    return OnnxEmbedder(find_card("mobilefacenet_y1", family="embedder"), config, runtime)
 
 
 @EMBEDDERS.register("onnx")

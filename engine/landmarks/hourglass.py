@@ -44,7 +44,7 @@ class HourglassLandmarker:
         self.mean = np.asarray(card.mean, np.float32)
         self.std = np.asarray(card.std, np.float32)
         self.rgb = card.color_order == "RGB"
-        self.session = create_session(prepared_model_path(card), runtime.backend, threads=runtime.threads)
+        self.session = create_session(prepared_model_path(card), runtime)
         self.input_name = self.session.input_names[0]
 
     def crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,23 +55,30 @@ class HourglassLandmarker:
             np.zeros((0, self.size, self.size, 3), np.uint8)
         return crops, ms
 
-    def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def preprocess(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 BGR crops -> (N, 3, S, S) float32 network input (the card's colour
+        order and mean/std); also what INT8 calibration feeds TensorRT."""
+        x = crops[..., ::-1] if self.rgb else crops
+        return np.ascontiguousarray(((x.astype(np.float32) - self.mean) / self.std).transpose(0, 3, 1, 2))
+
+    def predict_crops(self, crops: np.ndarray, scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, S, S, 3) uint8 -> ((N, 68, 2) crop px, (N, 68) peak probabilities).
 
         With ``config.flip_test`` the mirrored crops run in the same batch and the two
         predictions are averaged (mirrored back, iBUG indices swapped): less jitter and error
-        for twice the inference.
+        for twice the inference. A model trained to its data's x convention (card
+        ``extra.annotation_dx``, image px) is shifted by twice that when mirrored back;
+        ``scales`` (N,) crop px per image px convert it (1 when not given).
         """
         n = len(crops)
         if self.config.flip_test:
             crops = np.concatenate([crops, crops[:, :, ::-1]])
-        x = crops[..., ::-1] if self.rgb else crops
-        x = ((x.astype(np.float32) - self.mean) / self.std).transpose(0, 3, 1, 2)
-        hm = next(iter(self.session.run({self.input_name: np.ascontiguousarray(x)}).values()))
+        hm = next(iter(self.session.run({self.input_name: self.preprocess(crops)}).values()))
         xy, peak = soft_argmax(hm, self.stride)
         if self.config.flip_test:
             mirrored = xy[n:][:, MIRROR].copy()
-            mirrored[..., 0] = self.size - 1 - mirrored[..., 0]
+            dx = float(self.card.extra.get("annotation_dx", 0.0)) * (np.ones(n) if scales is None else scales)
+            mirrored[..., 0] = self.size - 1 - mirrored[..., 0] + 2 * dx[:, None]
             xy = (xy[:n] + mirrored) / 2
             peak = (peak[:n] + peak[n:][:, MIRROR]) / 2
         return xy, peak
@@ -82,14 +89,14 @@ class HourglassLandmarker:
         if len(boxes) == 0:
             return np.zeros((0, 68, 2), np.float32), np.zeros(0, np.float32)
         crops, ms = self.crops(image, boxes)
-        out = self._to_image(self.predict_crops(crops)[0], ms)
+        out = self._to_image(self.predict_crops(crops, ms[:, 0, 0])[0], ms)
         rel = self.card.extra.get("box_relation")
         if self.config.refine and rel:
             # second pass from the box the first pass implies (the training set's median
             # detector box for these landmarks): removes most of the detector's box jitter
             relation = BoxRelation(rel["dx"], rel["dy"], rel["size"])
             crops, ms = self.crops(image, np.stack([relation.box(p) for p in out]))
-            out = self._to_image(self.predict_crops(crops)[0], ms)
+            out = self._to_image(self.predict_crops(crops, ms[:, 0, 0])[0], ms)
         return out.astype(np.float32), sharpness(crops)
 
     @staticmethod

@@ -21,8 +21,13 @@ def export_yolo(weights: str | Path, out: str | Path, name: str = "yolo11p-face"
     """
     from ultralytics import YOLO
 
+    import tempfile
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # ultralytics writes the export beside the weights: work on a copy, never beside a shipped file
+    scratch = Path(tempfile.mkdtemp(prefix="yolo-export-", dir=out))
+    weights = Path(shutil.copy2(weights, scratch / Path(weights).name))
     model = YOLO(str(weights))
     task = model.task
     kpt_shape = list(model.model.yaml.get("kpt_shape", [0, 0])) if task == "pose" else [0, 0]
@@ -30,6 +35,7 @@ def export_yolo(weights: str | Path, out: str | Path, name: str = "yolo11p-face"
                                  device="cpu", batch=1))
     target = out / f"{name}.onnx"
     shutil.move(str(onnx_tmp), target)
+    shutil.rmtree(scratch, ignore_errors=True)
     card = {
         "name": name, "family": "detector", "architecture": "yolo", "file": target.name,
         "sha256": sha256_file(target), "quantization": "fp32", "input_size": [export_size, export_size],

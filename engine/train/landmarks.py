@@ -65,6 +65,9 @@ class LandmarkTrainConfig:
     finetune_lr_ratio: float = 0.2
     init: str | None = None             # start from these weights (a checkpoint's "model"), e.g. a second stage
     ema: float = 0.0                    # EMA decay of the weights for validation and export (0 = off)
+    # the annotations' x convention (image px) kept by mirror augmentation (LandmarkCrops);
+    # 0 for data annotated at pixel centres
+    annotation_dx: float = 1.3
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -79,6 +82,7 @@ class LandmarkTrainConfig:
         _check(self.extra_per_person >= 1 and self.extra_max >= 0 and self.gt_repeat >= 1, "bad extra-face settings")
         _check(self.finetune_epochs >= 0 and 0 < self.finetune_lr_ratio <= 1, "bad finetune settings")
         _check(0.0 <= self.ema < 1.0, f"ema must be in [0, 1), got {self.ema}")
+        _check(abs(self.annotation_dx) <= 8.0, f"annotation_dx is a few pixels at most, got {self.annotation_dx}")
 
     @property
     def stride(self) -> int:
@@ -136,7 +140,7 @@ def train_landmarks(cfg: LandmarkTrainConfig, resume: str | None = None, progres
     nt = len(train_s)
     extra: dict = {}
     train_ds = LandmarkCrops(images[:nt], points[:nt], boxes[:nt], cfg.input_size, cfg.crop_scale, cfg.shift_y,
-                             cfg.augment, cfg.seed)
+                             cfg.augment, cfg.seed, cfg.annotation_dx)
     parts = [train_ds] * cfg.gt_repeat if cfg.teacher else [train_ds]
     if cfg.teacher:
         extra_ds, extra = _teacher_faces(cfg, detector, images[:nt], boxes[:nt], points[:nt], images[nt:],
@@ -261,5 +265,5 @@ def _teacher_faces(cfg: LandmarkTrainConfig, detector, tr_images, tr_boxes, tr_p
         boxes.append(faces.boxes[k])
         points.append(pts)
     ds = LandmarkCrops(images, np.array(points), np.array(boxes), cfg.input_size, cfg.crop_scale, cfg.shift_y,
-                       cfg.augment, cfg.seed + 1)
+                       cfg.augment, cfg.seed + 1, cfg.annotation_dx)
     return ds, {"teacher_val_nme": teacher_nme, "teacher_faces": len(images)}
