@@ -110,7 +110,8 @@ def test_train_resume_export_and_use_in_the_app(mini_lfw, tmp_path, capsys):
     emb = create_embedder("onnx", card=card)
     assert emb.dim == 128 and emb.id.startswith("mini@")
     js = tmp_path / "lfw.json"
-    assert main(["eval", "lfw", "--data", str(root), "--embedder", str(card), "--json", str(js)]) == 0
+    assert main(["eval", "lfw", "--data", str(root), "--embedder", str(card), "--json", str(js),
+                 "--roc", str(tmp_path / "roc.png")]) == 0
     assert json.loads(js.read_text())["embedder"].startswith("mini@")
     # a gallery enrolled with the shipped SFace migrates to the new embedder, then runs with it
     gallery, video = str(tmp_path / "g.db"), shared_path("data", "video", "megamind.avi")
@@ -135,7 +136,7 @@ def test_loss_experiment_end_to_end_on_mini_lfw(mini_lfw, tmp_path, capsys):
     rows = json.loads((out / "results.json").read_text())
     assert [r["loss"] for r in rows] == ["arcface", "triplet-semihard"]
     assert all(0 <= r["lfw_folds_6_10"] <= 1 and 0 <= r["dir@fpr0.1"] <= 1 for r in rows)
-    assert "| arcface |" in (out / "results.md").read_text()
+    assert "| arcface |" in (out / "results.md").read_text() and (out / "roc.png").stat().st_size > 0
 
 
 def test_shipped_mobilefacenet_y1_is_opt_in_and_shows_its_licence(caplog):

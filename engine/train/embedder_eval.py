@@ -49,14 +49,17 @@ class LfwPairs:
     def identities(self) -> set[str]:
         return {q.parent.name for p in self.pairs for q in (p.path1, p.path2)}
 
-    def evaluate(self, embed: Embed, batch: int = 128) -> dict:
-        """Cross-validated accuracy over the chosen folds (threshold chosen on the others)."""
+    def scores(self, embed: Embed, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """(cosine per pair, same-person flag per pair)."""
         emb = embed_crops(embed, self.paths, batch)
         root = self.paths[0].parents[1]
         i1 = np.array([self.index[aligned_path(root, p.path1)] for p in self.pairs])
         i2 = np.array([self.index[aligned_path(root, p.path2)] for p in self.pairs])
-        scores = (emb[i1] * emb[i2]).sum(1)
-        same = np.array([p.same for p in self.pairs])
+        return (emb[i1] * emb[i2]).sum(1), np.array([p.same for p in self.pairs])
+
+    def evaluate(self, embed: Embed, batch: int = 128) -> dict:
+        """Cross-validated accuracy over the chosen folds (threshold chosen on the others)."""
+        scores, same = self.scores(embed, batch)
         res = kfold_accuracy(scores, same, np.array([p.fold for p in self.pairs]))
         return {"lfw_accuracy": res.accuracy, "lfw_std": res.accuracy_std, "lfw_threshold": res.mean_threshold}
 

@@ -65,7 +65,38 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> list[dict]:
                      "classes": summary["classes"], "seconds": round(time.perf_counter() - t0, 1)})
         (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     (out / "results.md").write_text(table(rows, cfg) + "\n")
+    plot_roc_curves(cfg, test)
     return rows
+
+
+def plot_roc_curves(cfg: ExperimentConfig, pairs: LfwPairs | None = None) -> Path:
+    """ROC on LFW folds 6-10 of every trained loss's final weights -> ``out/roc.png``."""
+    import numpy as np
+    import torch
+
+    from engine.metrics.plots import plot_roc
+    from engine.metrics.verification import roc
+    from engine.train.embedder_setup import backbone_normalisation, build_backbone
+
+    if pairs is None:
+        pairs = LfwPairs.load(find_lfw_root(cfg.lfw)[0], cfg.aligned, TEST_FOLDS)
+    norm = backbone_normalisation(cfg.backbone)
+    curves = {}
+    for loss in cfg.losses:
+        ck = Path(cfg.out) / loss / "last.pt"
+        if not ck.is_file():
+            continue
+        tc = EmbedderTrainConfig(data=cfg.aligned, backbone=cfg.backbone, embedding_size=cfg.embedding_size,
+                                 init=str(ck))
+        net = build_backbone(tc).eval()
+
+        def embed(crops: np.ndarray, net=net) -> np.ndarray:
+            with torch.no_grad():
+                return net(torch.from_numpy(norm.tensor(crops))).numpy()
+
+        fpr, tpr, _ = roc(*pairs.scores(embed))
+        curves[loss] = (fpr, tpr)
+    return plot_roc(curves, Path(cfg.out) / "roc.png", title="LFW folds 6-10, loss experiment")
 
 
 def table(rows: list[dict], cfg: ExperimentConfig) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.train.backbones.init import init_weights
+
 INPUT_NORMALISATION = {"mean": (127.5, 127.5, 127.5), "std": (127.5, 127.5, 127.5), "color_order": "BGR"}
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 BASE_CHANNELS = (64, 128, 256, 512)
@@ -90,12 +92,7 @@ class FaceResNet(nn.Module):
 
 
 def _init(model: FaceResNet) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    init_weights(model)
     # a fixed unit scale on the embedding BN: the loss's own scale s sets the logit magnitude
     model.head[-1].weight.requires_grad_(False)
 
