@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo = xs.add_parser("losses", help="train one backbone with every loss under one budget; LFW folds 6-10 table")
     lo.add_argument("--lfw", default="../shared/data/lfw")
     lo.add_argument("--aligned", default="runs/lfw112", help="aligned LFW (made with facescope prepare if missing)")
+    lo.add_argument("--data", help="aligned training identities (default: the aligned LFW minus folds 6-10 people)")
     lo.add_argument("--out", default="runs/loss_experiment")
     lo.add_argument("--backbone", default="mobilefacenet")
     lo.add_argument("--epochs", type=int, default=2)
@@ -158,7 +159,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     unknown = set(losses) - set(LOSSES)
     if unknown:
         raise FacescopeError(f"unknown losses {sorted(unknown)}; choose from {', '.join(LOSSES)}")
-    cfg = ExperimentConfig(lfw=args.lfw, aligned=args.aligned, out=args.out, backbone=args.backbone,
+    cfg = ExperimentConfig(lfw=args.lfw, aligned=args.aligned, data=args.data, out=args.out, backbone=args.backbone,
                            epochs=args.epochs, batches_per_epoch=args.batches_per_epoch, losses=losses,
                            batch_size=args.batch_size, pk=tuple(int(v) for v in args.pk.split(",")))
     from engine.train.loss_experiment import table

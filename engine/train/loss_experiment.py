@@ -5,7 +5,8 @@ loss for the same number of batches on LFW identities that appear in no pair of 
 then measured on folds 6-10 (5-fold cross-validated accuracy over those folds) and by
 open-set identification on the folds' own people (half enrolled with one image, the rest and
 the single-image people as impostors): DIR at FPR 0.1 and 0.05. The same command scales to
-CASIA-WebFace on a GPU (``--data``, ``--epochs``, ``--batches-per-epoch 0``).
+CASIA-WebFace on a GPU (``--data CASIA_ALIGNED``, ``--epochs``, ``--batches-per-epoch 0``): the test
+people are excluded from whatever is trained on, and measured on the same LFW folds.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ TEST_FOLDS = (5, 6, 7, 8, 9)     # folds 6-10, 0-based
 class ExperimentConfig:
     lfw: str = "../shared/data/lfw"
     aligned: str = "runs/lfw112"             # facescope prepare output of LFW
+    data: str | None = None                  # training crops (default: LFW itself, minus the test people)
     out: str = "runs/loss_experiment"
     backbone: str = "mobilefacenet"
     embedding_size: int = 128
@@ -51,7 +53,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> list[dict]:
     for loss in cfg.losses:
         t0 = time.perf_counter()
         tc = EmbedderTrainConfig(
-            data=cfg.aligned, out=str(out / loss), backbone=cfg.backbone, loss=loss,
+            data=cfg.data or cfg.aligned, out=str(out / loss), backbone=cfg.backbone, loss=loss,
             embedding_size=cfg.embedding_size, epochs=cfg.epochs, batch_size=cfg.batch_size, pk=cfg.pk, lr=cfg.lr,
             warmup_epochs=1 if cfg.epochs > 1 else 0, seed=cfg.seed, val_identities=0.0, min_images=2,
             lfw_pairs=str(pairs_txt), lfw_aligned=cfg.aligned, lfw_folds=TEST_FOLDS, exclude_identities=test_people,
