@@ -71,21 +71,6 @@ def export_onnx(module, example: np.ndarray, out: str | Path, input_name: str = 
     return ExportReport(out, worst_diff, worst_cos, tuple(batches))
 
 
-def export_hourglass(checkpoint: str | Path, out: str | Path) -> ExportReport:
-    """A ``facescope train landmarks`` checkpoint -> ONNX of its final heatmaps (dynamic batch)."""
-    import torch
-
-    from engine.train.hourglass import FinalHeatmaps, StackedHourglass
-
-    ck = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-    cfg = ck.get("config", {})
-    net = StackedHourglass(68, cfg.get("stacks", 2), cfg.get("depth", 3), cfg.get("channels", 64))
-    net.load_state_dict(ck["model"])
-    size = int(cfg.get("input_size", 128))
-    return export_onnx(FinalHeatmaps(net), np.zeros((1, 3, size, size), np.float32), out,
-                       output_names=("heatmaps",), atol=1e-3)
-
-
 def export_yolo(weights: str | Path, out_dir: str | Path, parity_images: list[np.ndarray],
                 name: str = "yolo-face", iou_min: float = 0.99) -> dict:
     """YOLO ``.pt`` -> ONNX + model card through ultralytics' exporter, then parity: ultralytics'

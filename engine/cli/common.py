@@ -47,6 +47,15 @@ def add_model_args(p: argparse.ArgumentParser, det_size: str = "native") -> None
                         "int8 --calib DIR` first)")
 
 
+def need_torch() -> None:
+    """Training/export commands need the train extra; say so instead of an ImportError."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        from engine.errors import FacescopeError
+        raise FacescopeError("this command needs the train extra: pip install -e '.[train]'") from None
+
+
 def add_threshold_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="cosine similarity below which a face is 'unknown' (default: the embedder's model card)")

@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.cli.common import need_torch
 from engine.errors import FacescopeError
-
-
-def _need_torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise FacescopeError("this command needs the train extra: pip install -e '.[train]'") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,7 +88,7 @@ def _folds(text: str) -> tuple[int, ...]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    _need_torch()
+    need_torch()
     from engine.metrics.lfw import find_lfw_root
     from engine.train.embedder import EmbedderTrainConfig, train_embedder
     from engine.train.embedder_eval import LfwPairs
@@ -132,7 +126,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    _need_torch()
+    need_torch()
     from engine.train.embedder_export import export_embedder
 
     r = export_embedder(args.checkpoint, args.out, args.name, args.threshold)
@@ -144,7 +138,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    _need_torch()
+    need_torch()
     from pathlib import Path
 
     from engine.metrics.lfw import find_lfw_root

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from engine.cli.common import need_torch
 from engine.errors import FacescopeError
 
 
@@ -70,15 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     det.set_defaults(func=run_detector)
 
 
-def _need_torch() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise FacescopeError("training needs the train extra: pip install -e '.[train]'") from None
-
-
 def run_landmarks(args: argparse.Namespace) -> int:
-    _need_torch()
+    need_torch()
     from engine.train.landmark_data import Augment
     from engine.train.landmarks import LandmarkTrainConfig, train_landmarks
 
@@ -101,7 +95,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
 
 def run_detector(args: argparse.Namespace) -> int:
-    _need_torch()
+    need_torch()
     from engine.train.detector import DetectorTrainConfig, train_detector
     from engine.train.yolo_data import YoloDataConfig
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.align import estimate_transforms, scaled_template, warp_crops, warp_to_tensor
+from engine.align import crops_to_tensor, estimate_transforms, scaled_template, warp_crops, warp_to_tensor
 from engine.backends import create_session
 from engine.config import EmbedderConfig, RuntimeConfig
 from engine.embedders.base import EMBEDDERS
@@ -94,9 +94,7 @@ class OnnxEmbedder:
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (self.size[1], self.size[0], 3) or crops.dtype != np.uint8:
             raise ValueError(f"crops must be (N, {self.size[1]}, {self.size[0]}, 3) uint8, got {crops.dtype} {crops.shape}")
-        x = crops[..., ::-1] if self.rgb else crops
-        x = (x.astype(np.float32) - self.mean) / self.std
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return crops_to_tensor(crops, self.mean, self.std, self.rgb)
 
     def embed_faces(self, image: np.ndarray, faces: Faces) -> Faces:
         """Embed every face (needs keypoints); returns a new Faces with embeddings set."""

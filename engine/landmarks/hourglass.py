@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.align import crops_to_tensor
 from engine.backends import create_session
 from engine.config import LandmarkConfig, RuntimeConfig
 from engine.errors import ModelError
@@ -58,8 +59,7 @@ class HourglassLandmarker:
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 BGR crops -> (N, 3, S, S) float32 network input (the card's colour
         order and mean/std); also what INT8 calibration feeds TensorRT."""
-        x = crops[..., ::-1] if self.rgb else crops
-        return np.ascontiguousarray(((x.astype(np.float32) - self.mean) / self.std).transpose(0, 3, 1, 2))
+        return crops_to_tensor(crops, self.mean, self.std, self.rgb)
 
     def predict_crops(self, crops: np.ndarray, scales: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, S, S, 3) uint8 -> ((N, 68, 2) crop px, (N, 68) peak probabilities).

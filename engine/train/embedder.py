@@ -111,8 +111,7 @@ def train_embedder(cfg: EmbedderTrainConfig, resume: str | None = None, progress
     train_ix, val_ix, all_paths, all_labels, names = identity_split(cfg)
     train_ds = FaceFolder([all_paths[i] for i in train_ix], all_labels[train_ix], names, norm, FaceAugment(), cfg.seed)
     backbone = build_backbone(cfg)
-    loss = create_loss(cfg.loss, cfg.embedding_size, None if _is_metric(cfg.loss) else train_ds.num_classes,
-                       **cfg.loss_kwargs)
+    loss = create_loss(cfg.loss, cfg.embedding_size, train_ds.num_classes, **cfg.loss_kwargs)
     model = FaceModel(backbone, loss).to(device)
     if cfg.head_init == "imprint" and getattr(loss, "head", None) is not None:
         imprint_head(loss.head, backbone, train_ds, device)
@@ -202,10 +201,6 @@ def train_embedder(cfg: EmbedderTrainConfig, resume: str | None = None, progress
     if rank == 0:
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
-
-
-def _is_metric(loss_name: str) -> bool:
-    return loss_name.startswith(("contrastive", "triplet"))
 
 
 class FaceModel(torch.nn.Module):

@@ -42,12 +42,12 @@ def export_embedder(checkpoint: str | Path, out: str | Path, name: str | None = 
               f"{ck.get('epoch', -1) + 1} epochs on {cfg['data']})")
     extra = {"loss": cfg["loss"], "training": {k: v for k, v in last.items() if isinstance(v, (int, float))},
              "threshold_source": "argument" if threshold is not None else "mean LFW 10-fold threshold"}
-    return write_embedder(backbone, cfg["backbone"], norm, out, name or f"{cfg['backbone']}-{cfg['loss']}", thr,
-                          source, extra)
+    return write_embedder(backbone, cfg["backbone"], int(cfg["embedding_size"]), norm, out,
+                          name or f"{cfg['backbone']}-{cfg['loss']}", thr, source, extra)
 
 
-def write_embedder(backbone: torch.nn.Module, architecture: str, norm: dict, out: str | Path, name: str,
-                   threshold: float, source: str, extra: dict) -> dict:
+def write_embedder(backbone: torch.nn.Module, architecture: str, embedding_size: int, norm: dict, out: str | Path,
+                   name: str, threshold: float, source: str, extra: dict) -> dict:
     """Export ``backbone`` (eval mode) through :func:`trt_build.export.export_onnx` and write its card."""
     from trt_build.export import export_onnx
 
@@ -65,7 +65,7 @@ def write_embedder(backbone: torch.nn.Module, architecture: str, norm: dict, out
         "name": name, "family": "embedder", "architecture": architecture, "file": onnx_path.name,
         "sha256": sha256_file(onnx_path), "quantization": "fp32", "input_size": [112, 112],
         "color_order": norm["color_order"], "mean": [norm["mean"]] * 3, "std": [norm["std"]] * 3,
-        "alignment_template": "arcface_112", "embedding_size": int(report_dim(onnx_path)), "threshold": float(threshold),
+        "alignment_template": "arcface_112", "embedding_size": embedding_size, "threshold": float(threshold),
         "licence": ("InsightFace MobileFaceNet weights: non-commercial research only" if restricted else
                     "trained with facescope on your data: the data's terms apply"),
         "commercial_use": False,
@@ -78,19 +78,12 @@ def write_embedder(backbone: torch.nn.Module, architecture: str, norm: dict, out
             "threshold": float(threshold), "non_commercial": restricted}
 
 
-def report_dim(onnx_path: Path) -> int:
-    import onnxruntime as ort
-
-    out = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_outputs()[0]
-    return int(out.shape[-1])
-
-
 def export_pretrained_y1(xml: str | Path, out: str | Path, threshold: float, name: str = "mobilefacenet_y1") -> dict:
     """InsightFace's MobileFaceNet y1 (OpenVINO IR) -> ONNX + card, as rebuilt in PyTorch."""
     from engine.train.backbones import create_backbone, input_normalisation
 
     n = input_normalisation("mobilefacenet_y1")
     norm = {"mean": float(n["mean"][0]), "std": float(n["std"][0]), "color_order": n["color_order"]}
-    return write_embedder(create_backbone("mobilefacenet_y1", weights=xml), "mobilefacenet_y1", norm, out, name,
+    return write_embedder(create_backbone("mobilefacenet_y1", weights=xml), "mobilefacenet_y1", 128, norm, out, name,
                           threshold, "InsightFace MobileFaceNet (y1), OpenVINO IR rebuilt in PyTorch "
                           "(engine/train/backbones/mobilefacenet_y1.py)", {"threshold_source": "argument"})

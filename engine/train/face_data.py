@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from engine.align import crops_to_tensor
 from engine.imageio import read_image
 from engine.metrics.lfw import list_identity_folder
 
@@ -51,8 +52,7 @@ class Normalisation:
 
     def tensor(self, crops: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 BGR -> (N, 3, H, W) float32."""
-        x = crops[..., ::-1] if self.color_order == "RGB" else crops
-        return np.ascontiguousarray(((x.astype(np.float32) - self.mean) / self.std).transpose(0, 3, 1, 2))
+        return crops_to_tensor(crops, self.mean, self.std, self.color_order == "RGB")
 
 
 def augment(crop: np.ndarray, a: FaceAugment, rng: np.random.Generator) -> np.ndarray:

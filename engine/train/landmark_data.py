@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from engine.align import crops_to_tensor
 from engine.landmarks.crop import apply, crop_matrix, warp
 from engine.landmarks.ibug import MIRROR, interocular
 
@@ -41,7 +42,7 @@ class Augment:
 
 def normalise(crop: np.ndarray, mean: float = 127.5, std: float = 127.5) -> np.ndarray:
     """(S, S, 3) uint8 BGR -> (3, S, S) float32, ``(x - mean) / std`` (the model card's)."""
-    return ((crop.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+    return crops_to_tensor(crop[None], mean, std)[0]
 
 
 class LandmarkCrops(Dataset):
