@@ -1,9 +1,10 @@
 """``facescope gui`` / ``python -m desktop.app``: the desktop application's entry point.
 
-``main(argv)`` parses ``--source`` (started at once) and ``--gallery`` (default: the app data
-folder's ``gallery.db``, via QStandardPaths), creates the QApplication and the MainWindow and
-runs the event loop. The CLI wires ``facescope gui`` here with
-``importlib.import_module("desktop.app").main(argv)``.
+``main(argv)`` parses ``--source`` (started at once), ``--gallery`` (default: the app data
+folder's ``gallery.db``, via QStandardPaths) and ``--quit-after SECONDS``, checks in a child
+process that Qt's platform plugin can start (else prints which system packages to install and
+returns 1), creates the QApplication and the MainWindow and runs the event loop. The CLI wires
+``facescope gui`` here with ``importlib.import_module("desktop.app").main(argv)``.
 """
 from __future__ import annotations
 
@@ -34,12 +35,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facescope gui", description="facescope desktop app: live face recognition")
     p.add_argument("--source", help="start on this source: webcam index (0), rtsp://... / http://... URL or video file")
     p.add_argument("--gallery", help="gallery file (default: the app data folder's gallery.db)")
+    p.add_argument("--quit-after", type=_seconds, metavar="SECONDS",
+                   help="close the window after this many seconds and exit 0 (CI, smoke tests)")
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is None:
+        # Qt aborts the process when its platform plugin cannot load; find that out in a child
+        # process first and say which system packages are missing (desktop/platform_check.py).
+        from desktop.platform_check import platform_problem
+
+        problem = platform_problem()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
 
     from desktop.main_window import MainWindow
     from desktop.panels import attach_panels, settings_recognizer_factory
@@ -58,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
     if args.source:
         win.start(args.source)
+    if args.quit_after:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(round(args.quit_after * 1000), app.quit)
     rc = app.exec()
     win.close()  # closeEvent stops the engine and closes the gallery, however the loop ended
     win.controller.stop()

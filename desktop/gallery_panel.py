@@ -1,34 +1,47 @@
 """Gallery browser/editor: persons with thumbnails, search, rename/merge/delete, faces, export/import.
 
 Bound to an open ``engine.gallery.Gallery`` (``set_gallery``). Every gallery error is shown in a
-message box, never raised. Dialogs go through small overridable methods (``_ask_text``,
-``_ask_item``, ``_confirm``, ``_ask_open_path``, ``_ask_save_path``, ``_ask_import_mode``,
-``_show_error``, ``_show_info``) so tests can replace them. Image files dropped on the panel are
-not enrolled here: ``enrol_files_requested(list[str])`` asks the main window, which owns the
-engine; ``enrol_image_files`` is the helper it can use.
+message box, never raised; the edits and their dialogs are in :mod:`desktop.gallery_edit`.
+Image files dropped on the panel are not enrolled here: ``enrol_files_requested(list[str])``
+asks the window, whose session owns the engine (``LiveSession.enrol_images``).
+
+Thumbnails load lazily: a refresh lists names and counts only (2,000 people in a few ms);
+the crops of the rows in view are read and decoded in small slices from the event loop as the
+list scrolls, so no refresh blocks the GUI thread for long.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QMenu, QMessageBox, QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
+from desktop.gallery_edit import FACE_ROLE, GALLERY_FILTER, GalleryEditMixin
 from engine.errors import FacescopeError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"})
-GALLERY_FILTER = "Facescope gallery (*.db *.sqlite *.facescope);;All files (*)"
 THUMB = 64
 NAME_ROLE = Qt.ItemDataRole.UserRole
-FACE_ROLE = Qt.ItemDataRole.UserRole
+THUMB_ROLE = Qt.ItemDataRole.UserRole + 1  # True once the row's thumbnail was looked for
+THUMBS_PER_SLICE = 4  # thumbnails read + decoded per event-loop turn (~0.2 ms each unloaded)
+__all__ = ["GALLERY_FILTER", "GalleryPanel", "bgr_to_qimage"]
 
 
 def bgr_to_qimage(image: np.ndarray) -> QImage:
@@ -40,30 +53,12 @@ def bgr_to_qimage(image: np.ndarray) -> QImage:
     return QImage(img.data, w, h, 3 * w, QImage.Format.Format_BGR888).copy()
 
 
-def enrol_image_files(gallery, recognizer, paths: Sequence[str | Path], name: str) -> tuple[int, list[str]]:
-    """Enrol the largest face of each image as ``name`` in one transaction.
-
-    Returns (faces enrolled, problems): unreadable images and images without a face are
-    reported and skipped; a gallery error (e.g. an invalid name) enrols nothing and is reported.
-    """
-    from engine.enrolment import prepare_enrolment
-
-    batch = prepare_enrolment(recognizer, paths)
-    if not len(batch):
-        return 0, batch.problems
-    try:
-        ids = batch.enroll_into(gallery, name)
-    except (FacescopeError, ValueError) as exc:
-        return 0, [*batch.problems, f"nothing enrolled: {exc}"]
-    return len(ids), batch.problems
-
-
 def _image_paths(urls) -> list[str]:
     return [u.toLocalFile() for u in urls
             if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES]
 
 
-class GalleryPanel(QWidget):
+class GalleryPanel(GalleryEditMixin, QWidget):
     """Persons list (thumbnail, name, face count) + faces of the selected person + actions."""
 
     enrol_files_requested = Signal(list)  # list[str] of dropped image paths
@@ -85,6 +80,8 @@ class GalleryPanel(QWidget):
         self.persons_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.persons_list.customContextMenuRequested.connect(self._person_menu)
         self.persons_list.currentItemChanged.connect(lambda *_: self._selection_changed())
+        self._thumb_timer = QTimer(self, singleShot=True, interval=0, timeout=self._load_visible_thumbnails)
+        self.persons_list.verticalScrollBar().valueChanged.connect(lambda *_: self._thumb_timer.start())
 
         self.faces_label = QLabel("Faces")
         self.faces_list = QListWidget()
@@ -158,9 +155,7 @@ class GalleryPanel(QWidget):
             item = QListWidgetItem(f"{p.name}\n{p.face_count} face{'s' if p.face_count != 1 else ''}")
             item.setData(NAME_ROLE, p.name)
             item.setToolTip(f"{p.name}: {p.face_count} face(s); updated {p.updated_at}")
-            icon = self._thumbnail(p.name)
-            if icon is not None:
-                item.setIcon(icon)
+            item.setSizeHint(QSize(THUMB + 8, THUMB + 8))  # row height fixed before the icon arrives
             self.persons_list.addItem(item)
             if current is not None and p.name.casefold() == current.casefold():
                 self.persons_list.setCurrentItem(item)
@@ -170,12 +165,44 @@ class GalleryPanel(QWidget):
         self.status.setText("No gallery open" if self.gallery is None else
                             f"{len(persons)} person(s), {total} face(s) · {Path(str(self.gallery.path)).name}")
         self._selection_changed()
+        self._thumb_timer.start()
+
+    def _visible_rows(self) -> range:
+        lst = self.persons_list
+        if lst.count() == 0:
+            return range(0)
+        top = lst.indexAt(lst.viewport().rect().topLeft()).row()
+        bottom = lst.indexAt(lst.viewport().rect().bottomLeft()).row()
+        top = max(top, 0)
+        bottom = lst.count() - 1 if bottom < 0 else bottom
+        return range(top, min(bottom + 2, lst.count()))  # one row of look-ahead
+
+    @Slot()
+    def _load_visible_thumbnails(self) -> None:
+        """Decode up to THUMBS_PER_SLICE missing thumbnails of the rows in view, then yield to
+        the event loop and continue (hidden rows are never decoded)."""
+        if self.gallery is None:
+            return
+        done = 0
+        for row in self._visible_rows():
+            item = self.persons_list.item(row)
+            if item is None or item.isHidden() or item.data(THUMB_ROLE):
+                continue
+            item.setData(THUMB_ROLE, True)
+            icon = self._thumbnail(item.data(NAME_ROLE))
+            if icon is not None:
+                item.setIcon(icon)
+            done += 1
+            if done >= THUMBS_PER_SLICE:
+                self._thumb_timer.start()  # more to do: after the pending events
+                return
+
+    def thumbnails_loaded(self) -> int:
+        """Rows whose thumbnail was looked for (tests, probe)."""
+        return sum(bool(self.persons_list.item(i).data(THUMB_ROLE)) for i in range(self.persons_list.count()))
 
     def _read_persons(self):
-        try:  # pick up commits made by other processes (CLI) since; our own edits are already in
-            self.gallery.refresh()
-        except AttributeError:
-            pass
+        self.gallery.refresh()  # pick up commits made by other processes (CLI) since; our own edits are already in
         return self.gallery.persons()
 
     def _thumbnail(self, name: str) -> QIcon | None:
@@ -222,6 +249,7 @@ class GalleryPanel(QWidget):
         for i in range(self.persons_list.count()):
             it = self.persons_list.item(i)
             it.setHidden(bool(needle) and needle not in it.data(NAME_ROLE).casefold())
+        self._thumb_timer.start()  # rows that came into view
 
     def _selection_changed(self) -> None:
         name = self.selected_name()
@@ -241,7 +269,8 @@ class GalleryPanel(QWidget):
                 item = QListWidgetItem(str(face.id))
                 item.setData(FACE_ROLE, face.id)
                 item.setToolTip(f"{tip}\n{face.source or ''}\n{face.created_at}")
-                crop = self._guard("Reading a face", lambda f=face: self.gallery.face_crop(f.id) if f.has_crop else None)
+                crop = self._guard("Reading a face",
+                                   lambda f=face: self.gallery.face_crop(f.id) if f.has_crop else None)
                 if crop is not None:
                     item.setIcon(QIcon(QPixmap.fromImage(bgr_to_qimage(crop))))
                 self.faces_list.addItem(item)
@@ -256,116 +285,6 @@ class GalleryPanel(QWidget):
             log.warning("%s failed: %s", what, exc)
             self._show_error(f"{what} failed", str(exc))
             return None
-
-    def _changed(self) -> None:
-        self.refresh()
-        self.gallery_changed.emit()
-
-    @Slot()
-    def rename_selected(self) -> None:
-        name = self.selected_name()
-        if name is None or self.gallery is None:
-            return
-        new = self._ask_text("Rename person", f"New name for {name}:", name)
-        if new is None or not new.strip() or new.strip() == name:
-            return
-        ok = self._guard("Renaming", lambda: self.gallery.rename_person(name, new.strip()) or True)
-        if ok:
-            self.refresh()
-            self.select_person(new.strip())
-            self.gallery_changed.emit()
-
-    @Slot()
-    def merge_selected(self) -> None:
-        name = self.selected_name()
-        if name is None or self.gallery is None:
-            return
-        targets = [n for n in self.person_names() if n != name]
-        if not targets:
-            self._show_info("Merge", "There is nobody else to merge into.")
-            return
-        dst = self._ask_item("Merge person", f"Move all faces of {name} to:", targets)
-        if dst is None:
-            return
-        if not self._confirm("Merge persons", f"Move all faces of {name} to {dst} and delete {name}?"):
-            return
-        if self._guard("Merging", lambda: self.gallery.merge_persons(name, dst)) is not None:
-            self.refresh()
-            self.select_person(dst)
-            self.gallery_changed.emit()
-
-    @Slot()
-    def delete_selected(self) -> None:
-        name = self.selected_name()
-        if name is None or self.gallery is None:
-            return
-        if not self._confirm("Delete person", f"Delete {name} and all their faces? This cannot be undone."):
-            return
-        if self._guard("Deleting", lambda: self.gallery.delete_person(name)) is not None:
-            self._changed()
-
-    @Slot()
-    def delete_selected_face(self) -> None:
-        item = self.faces_list.currentItem()
-        if item is None or self.gallery is None:
-            return
-        fid = int(item.data(FACE_ROLE))
-        if not self._confirm("Delete face", f"Delete face {fid} of {self.selected_name()}?"):
-            return
-        if self._guard("Deleting the face", lambda: self.gallery.delete_face(fid) or True):
-            self._changed()
-
-    @Slot()
-    def export_gallery(self) -> None:
-        if self.gallery is None:
-            return
-        path = self._ask_save_path("Export gallery", GALLERY_FILTER)
-        if not path:
-            return
-        overwrite = Path(path).exists()  # the file dialog already asked about overwriting
-        if self._guard("Exporting", lambda: self.gallery.export(path, overwrite=overwrite) or True):
-            self._show_info("Export", f"Gallery exported to {path}")
-
-    @Slot()
-    def import_gallery(self) -> None:
-        if self.gallery is None:
-            return
-        path = self._ask_open_path("Import gallery", GALLERY_FILTER)
-        if not path:
-            return
-        mode = self._ask_import_mode(path)
-        if mode is None:
-            return
-        summary = self._guard("Importing", lambda: self.gallery.import_from(path, mode=mode))
-        if summary is not None:
-            self._changed()
-            self._show_info("Import", f"Imported {path} ({mode}): {summary}")
-
-    # ------------------------------------------------------------------ context menus
-    def _person_menu(self, pos) -> None:
-        item = self.persons_list.itemAt(pos)
-        menu = QMenu(self)
-        if item is not None:
-            self.persons_list.setCurrentItem(item)
-            for text, slot in (("Rename…", self.rename_selected), ("Merge into…", self.merge_selected),
-                               ("Delete…", self.delete_selected)):
-                menu.addAction(QAction(text, menu, triggered=slot))
-            menu.addSeparator()
-        for text, slot in (("Export gallery…", self.export_gallery), ("Import gallery…", self.import_gallery),
-                           ("Refresh", self.refresh)):
-            act = QAction(text, menu, triggered=slot)
-            act.setEnabled(self.gallery is not None)
-            menu.addAction(act)
-        menu.exec(self.persons_list.viewport().mapToGlobal(pos))
-
-    def _face_menu(self, pos) -> None:
-        item = self.faces_list.itemAt(pos)
-        if item is None:
-            return
-        self.faces_list.setCurrentItem(item)
-        menu = QMenu(self)
-        menu.addAction(QAction("Delete face…", menu, triggered=self.delete_selected_face))
-        menu.exec(self.faces_list.viewport().mapToGlobal(pos))
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -386,43 +305,3 @@ class GalleryPanel(QWidget):
             return
         event.acceptProposedAction()
         self.enrol_files_requested.emit(paths)
-
-    # ------------------------------------------------------------------ dialogs (overridable in tests)
-    def _ask_text(self, title: str, label: str, text: str = "") -> str | None:
-        value, ok = QInputDialog.getText(self, title, label, QLineEdit.EchoMode.Normal, text)
-        return value if ok else None
-
-    def _ask_item(self, title: str, label: str, items: list[str]) -> str | None:
-        value, ok = QInputDialog.getItem(self, title, label, items, 0, False)
-        return value if ok else None
-
-    def _confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
-
-    def _ask_open_path(self, title: str, filter_: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self, title, "", filter_)
-        return path or None
-
-    def _ask_save_path(self, title: str, filter_: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self, title, "gallery-export.db", filter_)
-        return path or None
-
-    def _ask_import_mode(self, path: str) -> str | None:
-        box = QMessageBox(QMessageBox.Icon.Question, "Import gallery",
-                          f"Import {Path(path).name}:\n\nMerge — add its people and faces to this gallery.\n"
-                          "Replace — this gallery becomes a copy of it (everything here is lost).", parent=self)
-        merge = box.addButton("Merge", QMessageBox.ButtonRole.AcceptRole)
-        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(merge)
-        box.exec()
-        clicked = box.clickedButton()
-        return "merge" if clicked is merge else "replace" if clicked is replace else None
-
-    def _show_error(self, title: str, text: str) -> None:
-        QMessageBox.warning(self, title, text)
-
-    def _show_info(self, title: str, text: str) -> None:
-        QMessageBox.information(self, title, text)

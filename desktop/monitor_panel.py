@@ -4,6 +4,12 @@
 a QTimer (5 Hz) redraws the plots and labels, and skips the plots while the panel is hidden.
 Times are the frames' capture timestamps (``Frame.timestamp``, perf_counter seconds); the plots
 show the last ``window_s`` seconds before the newest frame.
+
+While no frames come (stopped, paused, a stalled source) the lines break instead of drawing a
+straight segment across the gap: :meth:`MonitorPanel.mark_gap` (and any pause longer than
+``GAP_S``) inserts a row of NaN, which ``connect="finite"`` does not join. The first
+``WARMUP_FRAMES`` frames after a start or a gap (model warm-up: ~700 ms for the first frame)
+are drawn but left out of the latency plots' y range, so they do not flatten the live values.
 """
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ from engine.capture import CaptureStats
 from engine.pipeline import FrameResult
 
 STAGE_KEYS = ("detect", "track", "landmarks", "align", "embed", "match")
-_COLUMNS = ("t", *STAGE_KEYS, "e2e", "capture_fps", "display_fps", "dropped", "faces", "embedded")
+_COLUMNS = ("t", *STAGE_KEYS, "e2e", "capture_fps", "display_fps", "dropped", "faces", "embedded", "warm")
+GAP_S = 1.0         # no frame for this long: the lines break
+WARMUP_FRAMES = 3   # frames after a start/gap left out of the latency y range
 _COLORS = {"detect": "#1f77b4", "track": "#ff7f0e", "landmarks": "#e377c2", "align": "#2ca02c", "embed": "#d62728",
            "match": "#9467bd",
            "e2e": "#17becf", "capture": "#1f77b4", "engine": "#d62728", "display": "#2ca02c",
@@ -36,6 +44,9 @@ class MonitorPanel(QWidget):
         self._last_stats: CaptureStats | None = None
         self._last_display_fps: float | None = None
         self._dirty = False
+        self._gap = True  # the next frame starts a segment (and a warm-up)
+        self._since_gap = 0
+        self._ytop: dict[int, float] = {}  # y range top per latency plot
         self.redraws = 0  # plot redraws done (tests; cheap diagnostics)
 
         self.glw = pg.GraphicsLayoutWidget()
@@ -91,7 +102,16 @@ class MonitorPanel(QWidget):
                    display_fps: float | None = None) -> None:
         """Append one frame's numbers (no drawing)."""
         b, tm = self._buf, result.timings_ms
-        b["t"].append(float(result.frame.timestamp))
+        t = float(result.frame.timestamp)
+        if b["t"] and (self._gap or t - b["t"][-1] > GAP_S):
+            for k, d in b.items():  # a break in every line, at the previous frame's time
+                d.append(b["t"][-1] if k == "t" else np.nan)
+            self._gap = True
+        if self._gap:
+            self._gap, self._since_gap = False, 0
+        self._since_gap += 1
+        b["warm"].append(1.0 if self._since_gap <= WARMUP_FRAMES else 0.0)
+        b["t"].append(t)
         for k in STAGE_KEYS:
             b[k].append(float(tm.get(k, np.nan)))
         b["e2e"].append(float(result.e2e_ms))
@@ -106,6 +126,11 @@ class MonitorPanel(QWidget):
         b["faces"].append(float(len(result.faces)))
         b["embedded"].append(float(result.embedded))
         self._dirty = True
+
+    @Slot()
+    def mark_gap(self) -> None:
+        """The source stopped: the next frame starts a new line segment."""
+        self._gap = True
 
     @Slot()
     def clear(self) -> None:
@@ -145,7 +170,7 @@ class MonitorPanel(QWidget):
 
         e2e = finite(w["e2e"])
         out: dict[str, float | int | None] = {
-            "samples": n,
+            "samples": int(np.isfinite(w["warm"]).sum()),  # frames, not the NaN rows of gaps
             "e2e_ms": float(e2e[-1]) if e2e.size else nan,
             "e2e_p50_ms": float(np.percentile(e2e, 50)) if e2e.size else nan,
             "e2e_p95_ms": float(np.percentile(e2e, 95)) if e2e.size else nan,
@@ -163,7 +188,7 @@ class MonitorPanel(QWidget):
         out["dropped_window"] = int(dropped[-1] - dropped[0]) if dropped.size else None
         out["faces"] = int(w["faces"][-1]) if n else 0
         out["embedded"] = int(w["embedded"][-1]) if n else 0
-        out["embedded_window"] = int(w["embedded"].sum()) if n else 0
+        out["embedded_window"] = int(np.nansum(w["embedded"])) if n else 0
         return out
 
     # ------------------------------------------------------------------ drawing
@@ -174,7 +199,7 @@ class MonitorPanel(QWidget):
             return  # hidden: nothing drawn; showEvent marks it dirty again
         self._dirty = False
         s = self.stats()
-        f = lambda v, fmt="{:.1f}": "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)  # noqa: E731,E501
+        f = lambda v, fmt="{:.1f}": "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)  # noqa: E731
         self.labels["e2e"].setText(f"now {f(s['e2e_ms'])} ms · p50 {f(s['e2e_p50_ms'])} ms · "
                                    f"p95 {f(s['e2e_p95_ms'])} ms")
         self.labels["stages"].setText(" · ".join(f"{k} {f(s[f'{k}_ms'])}" for k in STAGE_KEYS) + " ms (mean)")
@@ -192,10 +217,24 @@ class MonitorPanel(QWidget):
         x = w["t"] - w["t"][-1]
         for k in (*STAGE_KEYS, "e2e", "capture_fps", "display_fps", "faces", "embedded"):
             self.curves[k].setData(x, w[k], connect="finite")
-        self.curves["engine_fps"].setData(x, self._engine_fps(w["t"]), connect="finite")
+        engine = self._engine_fps(w["t"])
+        engine[np.isnan(w["warm"])] = np.nan  # break at the gap rows
+        self.curves["engine_fps"].setData(x, engine, connect="finite")
         dropped = w["dropped"]
         first = dropped[np.isfinite(dropped)][:1]
         self.curves["dropped"].setData(x, dropped - (first[0] if first.size else 0), connect="finite")
+        live = w["warm"] == 0  # NaN rows (gaps) and warm-up frames stay out of the y range
+        for plot, keys in ((self.p_stages, STAGE_KEYS), (self.p_e2e, ("e2e",))):
+            top = max((float(np.nanmax(w[k][live])) for k in keys if np.isfinite(w[k][live]).any()), default=None)
+            if top is None:
+                plot.enableAutoRange(y=True)
+                self._ytop.pop(id(plot), None)
+                continue
+            top = max(top, 1.0) * 1.1
+            old = self._ytop.get(id(plot))
+            if old is None or not 0.8 * old <= top <= old:  # re-range on growth or a clear fall only
+                plot.setYRange(0.0, top, padding=0)
+                self._ytop[id(plot)] = top
         self.redraws += 1
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)

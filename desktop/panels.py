@@ -1,65 +1,57 @@
-"""Puts the side panels into the main window and wires them to it.
+"""Puts the side panels into the main window and wires them to its session.
 
 Gallery panel: refreshed after every enrolment in the live view; dropped image files are
-enrolled under a name the user types. Monitor panel: fed every shown result with the capture's
-counters. Settings: the dialog saves to QSettings; the engine is rebuilt with them on the next
-start (a running source is restarted).
+enrolled under a name the user types (``LiveSession.enrol_images``). Monitor panel: fed every
+shown result with the capture's counters. Settings: the dialog saves to QSettings; the session
+is reconfigured and rebuilds its recognizer on the next start (a running source is restarted).
+Panels talk to the window's public API and its ``session``, never to its private fields.
 """
 from __future__ import annotations
 
-import time
-
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
-from desktop.gallery_panel import GalleryPanel, enrol_image_files
+from desktop.gallery_panel import GalleryPanel
 from desktop.monitor_panel import MonitorPanel
-from desktop.settings import Settings, SettingsDialog
+from desktop.settings import Settings
+from desktop.settings_dialog import SettingsDialog
+from engine.util.rate import RateMeter
 
 
 def settings_recognizer_factory(settings: Settings):
-    """A recognizer factory for MainWindow built from the saved settings."""
+    """A recognizer factory built from the saved settings (the real-time preset's tree)."""
     def factory():
-        import dataclasses
-
         from engine.recognizer import Recognizer
-        from engine.track import TrackerConfig
 
-        cfg = settings.to_configs()
-        detector = cfg.detector
-        if detector.score_threshold is None:  # live video: keep ByteTrack's low-score detections
-            detector = dataclasses.replace(detector, score_threshold=TrackerConfig().low_thresh)
-        return Recognizer.create(detector, cfg.embedder, cfg.runtime, cfg.match, cfg.landmarks)
+        return Recognizer.from_config(settings.to_configs().recognizer)
     return factory
 
 
 def attach_panels(win) -> tuple[GalleryPanel, MonitorPanel]:
-    gallery_panel = GalleryPanel(win.gallery, win)
+    session = win.session
+    gallery_panel = GalleryPanel(session.gallery, win)
     monitor = MonitorPanel(win)
-    from PySide6.QtCore import Qt
-
     win.add_dock(gallery_panel, "Gallery")
     win.add_dock(monitor, "Monitor", area=Qt.DockWidgetArea.BottomDockWidgetArea)
     win.gallery_changed.connect(gallery_panel.refresh)
-    shown: list[float] = []
+    gallery_panel.gallery_changed.connect(win.gallery_changed_elsewhere)
+    shown = RateMeter(window_s=1.2)
 
     def on_result(r) -> None:
-        now = time.perf_counter()
-        shown.append(now)
-        del shown[:-30]
-        fps = (len(shown) - 1) / (shown[-1] - shown[0]) if len(shown) > 1 and shown[-1] > shown[0] else None
-        worker = win.controller.worker
-        monitor.add_result(r, worker.capture_stats() if worker is not None else None, fps)
+        shown.tick()
+        monitor.add_result(r, session.capture_stats(), shown.rate() if len(shown) > 1 else None)
 
     win.result_ready.connect(on_result)
+    win.controller.running_changed.connect(lambda running: monitor.mark_gap() if not running else None)
 
     def on_files(paths: list[str]) -> None:
-        if win.gallery is None or not win.ensure_engine():
+        if session.gallery is None or not win.ensure_engine():
             return
         name, ok = QInputDialog.getText(win, "Enrol images", f"Name for the person in {len(paths)} image(s):")
         if not ok or not name.strip():
             return
-        enrolled, problems = enrol_image_files(win.gallery, win.recognizer, paths, name.strip())
+        enrolled, problems = session.enrol_images(paths, name.strip())
         gallery_panel.refresh()
         if problems:
             QMessageBox.warning(win, "Enrol images", f"enrolled {enrolled}; skipped:\n" + "\n".join(problems))
@@ -71,15 +63,13 @@ def attach_panels(win) -> tuple[GalleryPanel, MonitorPanel]:
 
         def apply(new: Settings) -> None:
             new.save()
-            win._recognizer_factory = settings_recognizer_factory(new)
-            win.pipeline_config = new.to_configs().pipeline
             running = win.controller.running
             if running:
                 win.stop()
-            win.recognizer = None  # rebuilt with the new settings on the next start
+            session.configure(settings_recognizer_factory(new), new.to_configs().pipeline)
             if running:
                 win.start()
-            win.statusBar().showMessage("settings saved", 3000)
+            win.notify("settings saved", 3000)
 
         dialog.changed.connect(apply)
         dialog.open()

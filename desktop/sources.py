@@ -7,6 +7,7 @@ recent URL in a later session needs the password typed again.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -50,7 +51,7 @@ def probe_webcams(indices: Iterable[int] = PROBE_INDICES, open_capture: Callable
         found.append(int(i))
         try:
             reader.release()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("release of webcam %s failed", i, exc_info=True)
     return found
 
@@ -80,15 +81,13 @@ class WebcamProber(QObject):
     def _run(self) -> None:
         try:
             cams = probe_webcams(stop=self._stop, **self._kw)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("webcam probe failed")
             cams = []
         if self._stop.is_set():
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the prober was deleted meanwhile
             self.found.emit(cams)
-        except RuntimeError:  # the prober was deleted meanwhile
-            pass
 
 
 def source_spec(text: str):

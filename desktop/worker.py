@@ -1,22 +1,19 @@
-"""The engine worker: one source's Capture + Pipeline on a QThread, newest result only.
+"""The engine worker: a :class:`engine.live.LiveSession` run on a QThread, newest result only.
 
 Threads: the GUI thread owns the window, the gallery (SQLite) and the ``Controller``; the
-worker thread runs :meth:`EngineWorker.run` (``pipeline.run(capture)``); the capture has its own
-threads inside the engine. Results never queue up: the worker keeps ONE pending result behind a
-lock and emits ``result`` only when the GUI has taken the previous one, so a slow GUI sees the
-newest frame, never a backlog. Work that must touch the pipeline's state (identity votes) is
-posted with :meth:`EngineWorker.request` and runs on the worker thread between two frames.
-Stopping is cooperative (an Event checked every iteration + ``capture.stop()``); threads are
-never terminated.
+worker thread iterates ``session.run(spec)`` (capture + pipeline; the session runs its own
+requests, e.g. enrolment, between two frames); the capture has its own threads inside the
+engine. Results never queue up: the worker keeps ONE pending result behind a lock and emits
+``result`` only when the GUI has taken the previous one, so a slow GUI sees the newest frame,
+never a backlog. Stopping is cooperative (an Event checked every iteration +
+``session.interrupt()``); threads are never terminated.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import queue
 import threading
 import traceback
-from collections.abc import Callable
-from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
@@ -26,7 +23,9 @@ _STOP_WAIT_MS = 15000  # Controller.stop(): worst case = one frame + capture.sto
 
 
 class EngineWorker(QObject):
-    """Runs ``pipeline.run(capture)`` for one source. Signals (emitted on the worker thread,
+    """Iterates ``session.run(spec)`` for one source.
+
+    Signals (emitted on the worker thread,
     delivered queued to GUI-thread receivers):
 
     ``result(object)``: a new FrameResult is pending; receivers call :meth:`take_latest` for the
@@ -40,24 +39,16 @@ class EngineWorker(QObject):
     error = Signal(str)
     stopped = Signal()
 
-    def __init__(self, spec, recognizer, gallery_index=None, capture_config=None, pipeline_config=None,
-                 pipeline_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(self, spec, session) -> None:
         super().__init__()
         self.spec = spec
-        self._recognizer = recognizer
-        self._index = gallery_index
-        self._capture_config = capture_config
-        self._pipeline_config = pipeline_config
-        self._pipeline_factory = pipeline_factory
+        self.session = session
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()  # set = not paused
         self._lock = threading.Lock()
         self._pending = None
         self._notified = False
-        self._requests: queue.SimpleQueue[Callable[[Any], None]] = queue.SimpleQueue()
-        self._capture = None
-        self.pipeline = None  # worker-thread only; use request() from other threads
         self.frames = 0
 
     # -- any thread ----------------------------------------------------------------------------
@@ -65,12 +56,10 @@ class EngineWorker(QObject):
         """Ask the loop to end (returns at once; ``stopped`` follows)."""
         self._stop.set()
         self._running.set()
-        cap = self._capture
-        if cap is not None:
-            try:
-                cap.stop(timeout=0.0)  # wakes a blocked read; the worker joins in its finally
-            except Exception:  # noqa: BLE001 - stopping must never raise
-                log.exception("capture.stop failed")
+        try:
+            self.session.interrupt()  # wakes a blocked read; the worker joins the capture at the end
+        except Exception:
+            log.exception("capture.stop failed")
 
     def pause(self) -> None:
         self._running.clear()
@@ -92,41 +81,26 @@ class EngineWorker(QObject):
             r, self._pending, self._notified = self._pending, None, False
         return r
 
-    def request(self, fn: Callable[[Any], None]) -> None:
-        """Run ``fn(pipeline)`` on the worker thread before its next frame."""
-        self._requests.put(fn)
-
     def capture_stats(self):
-        cap = self._capture
-        return None if cap is None else cap.stats()
+        return self.session.capture_stats()
 
     # -- worker thread -------------------------------------------------------------------------
     @Slot()
     def run(self) -> None:
-        from engine.capture import Capture, CaptureConfig
-        from engine.pipeline import Pipeline
-
+        results = None
         try:
             if self._stop.is_set():
                 return
-            cfg = self._capture_config or CaptureConfig(realtime=True)
-            self._capture = Capture(self.spec, cfg, on_state=self._on_state)
-            make = self._pipeline_factory or Pipeline
-            self.pipeline = make(self._recognizer, self._index, self._pipeline_config)
-            if self._stop.is_set():
-                return
-            self._capture.start()
-            results = self.pipeline.run(self._capture)
+            results = self.session.run(self.spec, on_state=self._on_state)
             while not self._stop.is_set():
-                self._drain_requests()
                 if not self._running.is_set():
+                    self.session.drain()  # enrolment requests also run while paused
                     self._running.wait(0.1)
                     continue
                 r = next(results, None)
                 if r is None:
                     break
                 self.frames += 1
-                self._drain_requests()  # e.g. an enrolment vote for a track in this very frame
                 if self._stop.is_set():
                     break
                 self._publish(r)
@@ -136,24 +110,12 @@ class EngineWorker(QObject):
             log.debug("worker failed\n%s", traceback.format_exc())
             self.error.emit(f"{type(exc).__name__}: {exc}")
         finally:
-            cap, self._capture = self._capture, None
-            if cap is not None:
+            if results is not None:
                 try:
-                    cap.stop()
-                except Exception:  # noqa: BLE001
-                    log.exception("capture.stop failed")
+                    results.close()  # the session stops the capture and ends its collections
+                except Exception:
+                    log.exception("stopping the session failed")
             self.stopped.emit()
-
-    def _drain_requests(self) -> None:
-        while True:
-            try:
-                fn = self._requests.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                fn(self.pipeline)
-            except Exception as exc:  # noqa: BLE001
-                self.error.emit(f"{type(exc).__name__}: {exc}")
 
     def _publish(self, r) -> None:
         with self._lock:
@@ -196,10 +158,10 @@ class Controller(QObject):
     def running(self) -> bool:
         return self._thread is not None and self._thread.isRunning()
 
-    def start(self, spec, recognizer, gallery_index=None, capture_config=None, pipeline_config=None) -> EngineWorker:
-        """Stop any running worker, then start one on ``spec`` (a SourceSpec)."""
+    def start(self, spec, session) -> EngineWorker:
+        """Stop any running worker, then run ``session`` on ``spec`` (a SourceSpec)."""
         self.stop()
-        worker = EngineWorker(spec, recognizer, gallery_index, capture_config, pipeline_config)
+        worker = EngineWorker(spec, session)
         thread = QThread()
         thread.setObjectName(f"facescope-engine {spec.display}")
         worker.moveToThread(thread)
@@ -234,12 +196,6 @@ class Controller(QObject):
         if self._worker is not None:
             self._worker.resume()
 
-    def request(self, fn: Callable[[Any], None]) -> bool:
-        if self._worker is None:
-            return False
-        self._worker.request(fn)
-        return True
-
     # -- GUI thread slots ----------------------------------------------------------------------
     def _on_result(self, payload) -> None:
         worker = self._current_sender()
@@ -273,10 +229,8 @@ class Controller(QObject):
             self._worker, self._thread = None, None
             self.running_changed.emit(False)
         for sig in (worker.result, worker.state, worker.error):
-            try:
+            with contextlib.suppress(RuntimeError, TypeError):  # nothing connected / already deleted
                 sig.disconnect()
-            except (RuntimeError, TypeError):
-                pass
         if thread.isFinished():
             thread.deleteLater()
             self._lingering = [(w, t) for w, t in self._lingering if not _finished(t)]

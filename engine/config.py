@@ -1,6 +1,7 @@
 """Typed configuration with defaults. Invalid values raise ValueError; nothing is silently fixed."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -45,7 +46,7 @@ class DetectorConfig:
     ``input_size`` (width, height): frames are letterboxed (aspect kept, padded right/bottom)
     to this size; None runs at the frame's own size padded to the model's stride, which is
     most accurate for small images and slowest for large ones (frames whose longer side
-exceeds ``max_side`` are then downscaled to it). Thresholds default to the
+    exceeds ``max_side`` are then downscaled to it). Thresholds default to the
     model card's (None). ``min_face_size`` is in source pixels (shorter box side).
     """
 
@@ -56,6 +57,10 @@ exceeds ``max_side`` are then downscaled to it). Thresholds default to the
     min_face_size: float = 0.0
     top_k: int = 5000
     max_side: int = 1920
+    # native size only (input_size None, i.e. still images): also detect on halved copies so that
+    # faces up to the whole image are localised right (engine.detectors.multiscale); a fixed
+    # input_size (real-time video) is one scale whatever this says
+    pyramid: bool = True
 
 
     def __post_init__(self) -> None:
@@ -68,6 +73,7 @@ exceeds ``max_side`` are then downscaled to it). Thresholds default to the
         _check(self.min_face_size >= 0, f"min_face_size must be >= 0, got {self.min_face_size}")
         _check(self.top_k > 0, f"top_k must be > 0, got {self.top_k}")
         _check(self.max_side >= 32, f"max_side must be >= 32, got {self.max_side}")
+        _check(isinstance(self.pyramid, bool), f"pyramid must be True or False, got {self.pyramid!r}")
 
 
 @dataclass(frozen=True)
@@ -120,3 +126,44 @@ class LandmarkConfig:
 
     def __post_init__(self) -> None:
         _check(self.align in LANDMARK_ALIGN, f"landmark align must be one of {LANDMARK_ALIGN}, got {self.align!r}")
+
+    def uses_landmark_points(self, keypoints) -> bool:
+        """THE alignment-point rule: faces are aligned with the landmark model's 5 points when
+        ``align == "landmarks"`` or when the detector gave no 5 keypoints (``keypoints`` (N, K, 2)
+        or None); otherwise with the detector's own."""
+        return self.align == "landmarks" or keypoints is None or keypoints.shape[1] != 5
+
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    """Everything that assembles a recognizer, as one tree: ``Recognizer.from_config(cfg)``.
+
+    ``detector_weights``: a YOLO ``.pt`` or card for ``detector.name == "yolo"`` (None: shipped).
+    Two presets: :meth:`still` (photos: the detector at the image's own size with the multi-scale
+    pyramid for faces as large as the image, the card's threshold) and :meth:`realtime` (video: a
+    fixed 640x384 input, one scale, for a steady frame time and a detector threshold lowered to
+    the tracker's ``low_thresh``, since ByteTrack's second stage extends tracks with low-score
+    detections). Every front end starts from one of them.
+    """
+
+    detector: DetectorConfig = DetectorConfig()
+    landmarks: LandmarkConfig = LandmarkConfig()
+    embedder: EmbedderConfig = EmbedderConfig()
+    match: MatchConfig = MatchConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    detector_weights: str | None = None
+
+    @classmethod
+    def still(cls, **parts) -> RecognizerConfig:
+        """Still images: ``parts`` replace whole sub-configs (``detector=DetectorConfig(...)``)."""
+        return cls(**{"detector": DetectorConfig(input_size=None, pyramid=True), **parts})
+
+    @classmethod
+    def realtime(cls, tracker_low_thresh: float = 0.3, **parts) -> RecognizerConfig:
+        """Video through the tracker: a detector without its own threshold gets
+        ``tracker_low_thresh`` (``TrackerConfig.low_thresh``; the default is TrackerConfig's)."""
+        detector = parts.pop("detector", DetectorConfig(input_size=(640, 384)))
+        if detector.score_threshold is None:
+            detector = dataclasses.replace(detector, score_threshold=tracker_low_thresh)
+        detector = dataclasses.replace(detector, pyramid=False)  # one scale: a steady frame time
+        return cls(detector=detector, **parts)

@@ -6,8 +6,31 @@ import numpy as np
 
 from engine.records import Faces
 
-KNOWN = (80, 200, 60)     # BGR green
-UNKNOWN = (60, 160, 255)  # BGR orange
+# Face colours of every view (OpenCV drawings here, the desktop's QColors via ``rgb``), as BGR.
+COLOR_KNOWN = (80, 200, 60)       # green: a named person
+COLOR_UNKNOWN = (60, 160, 255)    # orange: nobody in the gallery (or not matched yet)
+COLOR_ENROLLING = (255, 140, 60)  # blue: a track whose frames are being collected for enrolment
+UNKNOWN_LABEL = "unknown"         # the label of a face without a name
+
+
+def rgb(color_bgr: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The same colour as (R, G, B), e.g. for ``QColor(*rgb(COLOR_KNOWN))``."""
+    b, g, r = color_bgr
+    return r, g, b
+
+
+def face_label(faces: Faces, i: int) -> str:
+    """``#<track id> <name> <similarity>`` of face ``i``, as every view labels it.
+
+    The name is :data:`UNKNOWN_LABEL` when unidentified; the similarity (2 decimals) is left
+    out when the face was not matched (NaN), the ``#<track id>`` when it is not tracked (< 0).
+    """
+    label = faces.names[i] or UNKNOWN_LABEL
+    sim = float(faces.similarities[i])
+    if np.isfinite(sim):
+        label += f" {sim:.2f}"
+    tid = int(faces.track_ids[i])
+    return f"#{tid} {label}" if tid >= 0 else label
 
 
 def draw_faces(image: np.ndarray, faces: Faces, keypoints: bool = True, landmarks: bool = False) -> np.ndarray:
@@ -18,19 +41,14 @@ def draw_faces(image: np.ndarray, faces: Faces, keypoints: bool = True, landmark
     thick = max(1, round(2 * scale))
     for i in range(len(faces)):
         x1, y1, x2, y2 = (int(round(v)) for v in faces.boxes[i])
-        name = faces.names[i]
-        color = KNOWN if name else UNKNOWN
+        color = COLOR_KNOWN if faces.names[i] else COLOR_UNKNOWN
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thick, cv2.LINE_AA)
-        label = name or "unknown"
-        sim = faces.similarities[i]
-        if np.isfinite(sim):
-            label += f" {sim:.2f}"
-        if faces.track_ids[i] >= 0:
-            label = f"#{faces.track_ids[i]} {label}"
+        label = face_label(faces, i)
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thick)
         ty = max(th + base, y1)
         cv2.rectangle(out, (x1, ty - th - base - 2), (x1 + tw + 4, ty), color, -1)
-        cv2.putText(out, label, (x1 + 2, ty - base), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), thick, cv2.LINE_AA)
+        cv2.putText(out, label, (x1 + 2, ty - base), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), thick,
+                    cv2.LINE_AA)
         if landmarks and faces.landmarks is not None:
             for x, y in faces.landmarks[i]:
                 cv2.circle(out, (int(round(x)), int(round(y))), max(1, thick - 1), (255, 255, 0), -1, cv2.LINE_AA)

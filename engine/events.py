@@ -35,7 +35,7 @@ class EventLog:
         few frames is not lost); None means only the faces in this frame are alive."""
         events: list[Event] = []
         seen: dict[int, tuple[str | None, float]] = {}
-        for tid, name, sim in zip(faces.track_ids, faces.names, faces.similarities):
+        for tid, name, sim in zip(faces.track_ids, faces.names, faces.similarities, strict=True):
             if tid >= 0:
                 seen[int(tid)] = (name, float(sim))
         for tid, (name, sim) in seen.items():

@@ -10,6 +10,7 @@ app wraps it in a worker thread. Nothing here imports Qt.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.capture import Capture, Frame
-from engine.records import Faces
+from engine.config import RecognizerConfig
+from engine.gallery.index import decide
 from engine.recognizer import Recognizer
+from engine.records import NO_ID, Faces
 from engine.track import EmbedPolicy, IdentityBook, IdentityConfig, PolicyConfig, Tracker, TrackerConfig, face_quality
 
 STAGES = ("capture_wait", "detect", "track", "landmarks", "align", "embed", "match", "total")
@@ -44,6 +47,26 @@ class PipelineConfig:
     landmarks_every_frame: bool = False
 
 
+def realtime_config(pipeline: PipelineConfig | None = None, **parts) -> RecognizerConfig:
+    """``RecognizerConfig.realtime`` with the detector threshold this pipeline's tracker needs
+    (its ``low_thresh``); ``parts`` replace sub-configs as in the preset."""
+    return RecognizerConfig.realtime((pipeline or PipelineConfig()).tracker.low_thresh, **parts)
+
+
+@dataclass(frozen=True)
+class EmbeddedFaces:
+    """The K faces embedded in one frame, as the pipeline made them (enrolment reuses them).
+
+    ``faces``: those K faces (track ids, keypoints, embeddings (K, D) unit vectors);
+    ``crops``: (K, h, w, 3) uint8 BGR aligned crops (what a gallery stores); ``qualities``:
+    (K,) ``face_quality`` in [0, 1] at embedding time.
+    """
+
+    faces: Faces
+    crops: np.ndarray
+    qualities: np.ndarray
+
+
 @dataclass(frozen=True)
 class FrameResult:
     """One processed frame.
@@ -52,6 +75,7 @@ class FrameResult:
     ``timings_ms``: per-stage wall time in ms (keys ``STAGES``); ``e2e_ms``: from the frame's
     capture timestamp to this result. ``embedded``: embeddings computed for this frame.
     ``alive``: ids of all tracks the tracker keeps, including faces hidden this frame.
+    ``embedded_faces``: the faces embedded for this frame with their crops (None when none).
     """
 
     frame: Frame
@@ -60,6 +84,7 @@ class FrameResult:
     e2e_ms: float
     embedded: int
     alive: frozenset[int] = frozenset()
+    embedded_faces: EmbeddedFaces | None = None
 
 
 class Pipeline:
@@ -75,6 +100,32 @@ class Pipeline:
         self.policy = EmbedPolicy(self.config.policy)
         self._alive: set[int] = set()
         self._last_clock: float | None = None
+        self._wanted: dict[int, float] = {}
+
+    def want_embedding(self, track_id: int, above_quality: float = -np.inf) -> None:
+        """Embed ``track_id`` on every frame where its quality exceeds ``above_quality`` (on
+        top of the re-embedding policy) until :meth:`cancel_embedding` (best-K enrolment)."""
+        self._wanted[int(track_id)] = float(above_quality)
+
+    def cancel_embedding(self, track_id: int) -> None:
+        self._wanted.pop(int(track_id), None)
+
+    def assign_identity(self, track_id: int, person_id: int, similarity: float = 1.0, quality: float = 1.0,
+                        timestamp: float | None = None) -> None:
+        """The track is ``person_id`` from now on (it was just enrolled): replaces its votes."""
+        clock = self._last_clock if timestamp is None else timestamp
+        self.book.assign(track_id, person_id, similarity, float(np.clip(quality, 0.0, 1.0)),
+                         0.0 if clock is None else clock)
+
+    def label(self, faces: Faces) -> Faces:
+        """Identities, similarities and the gallery's current names of every tracked face."""
+        index = self.gallery_index
+        return self.book.apply(faces, index.names_of if index is not None else None)
+
+    def relabel(self, result: FrameResult) -> FrameResult:
+        """``result`` labelled again from the current votes and names (a frozen last frame
+        after an enrolment, a rename or a delete)."""
+        return dataclasses.replace(result, faces=self.label(result.faces))
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -82,6 +133,7 @@ class Pipeline:
         self.policy = EmbedPolicy(self.config.policy)
         self._alive = set()
         self._last_clock = None
+        self._wanted = {}
 
     def process(self, frame: Frame, capture_wait_ms: float = 0.0) -> FrameResult:
         t0 = time.perf_counter()
@@ -105,9 +157,13 @@ class Pipeline:
         quality = face_quality(faces, image.shape)
         if len(faces):
             need = self.policy.select(faces, quality, clock, self.book.decided(faces.track_ids))
+            if self._wanted:
+                floor = np.array([self._wanted.get(int(t), np.inf) for t in faces.track_ids])
+                need |= quality > floor
         else:
             need = np.zeros(0, bool)
         idx = np.flatnonzero(need)
+        embedded = None
         t3 = time.perf_counter()
         t_track = (t3 - t1) - t_lm  # tracking + quality + policy
         t_align = t_embed = t_match = 0.0
@@ -120,33 +176,34 @@ class Pipeline:
                 q = quality[idx]
             t4 = time.perf_counter()
             x = rec.embedder.align(image, sub.keypoints)
+            crops = rec.embedder.aligned_crops(image, sub.keypoints)  # ~0.05 ms a face: kept for enrolment
             t5 = time.perf_counter()
             emb = rec.embedder.embed_tensor(x)
             t6 = time.perf_counter()
+            embedded = EmbeddedFaces(sub.replace(embeddings=emb), crops, np.asarray(q, np.float32))
             self._vote(sub.track_ids, emb, q, clock)
             # the policy compares qualities computed the same way at selection time
             self.policy.mark_embedded(sub.track_ids, quality[idx], clock)
             t7 = time.perf_counter()
             t_lm, t_align, t_embed, t_match = t_lm + t4 - t3, t5 - t4, t6 - t5, t7 - t6
-        faces = self.book.apply(faces)
+        faces = self.label(faces)
         t_end = time.perf_counter()
         ms = lambda s: 1000.0 * s  # noqa: E731
         timings = {"capture_wait": capture_wait_ms, "detect": ms(t1 - t0), "track": ms(t_track),
                    "landmarks": ms(t_lm), "align": ms(t_align), "embed": ms(t_embed), "match": ms(t_match),
                    "total": ms(t_end - t0)}
-        return FrameResult(frame, faces, timings, ms(t_end - frame.timestamp), int(idx.size), frozenset(self._alive))
+        return FrameResult(frame, faces, timings, ms(t_end - frame.timestamp), int(idx.size), frozenset(self._alive),
+                           embedded)
 
     def _vote(self, track_ids: np.ndarray, emb: np.ndarray, quality: np.ndarray, timestamp: float) -> None:
         index = self.gallery_index
         if index is None or len(emb) == 0:
-            pids, names, sims = np.full(len(emb), -1), [None] * len(emb), np.full(len(emb), np.nan, np.float32)
+            pids, sims = np.full(len(emb), NO_ID), np.full(len(emb), np.nan, np.float32)
         else:
-            pids, names, sims = index.search(emb)
-        threshold = self.recognizer.threshold
-        for tid, pid, name, sim, q in zip(track_ids, pids, names, sims, quality):
-            known = pid >= 0 and np.isfinite(sim) and sim >= threshold
-            self.book.vote(int(tid), int(pid) if known else -1, name if known else None,
-                           float(sim) if np.isfinite(sim) else float("nan"), float(q), timestamp)
+            pids, _, sims = index.search(emb)
+        pids = decide(pids, sims, self.recognizer.threshold)
+        for tid, pid, sim, q in zip(track_ids, pids.tolist(), sims, quality, strict=True):
+            self.book.vote(int(tid), pid, float(sim) if np.isfinite(sim) else float("nan"), float(q), timestamp)
 
     def _forget_dead_tracks(self) -> None:
         alive = {int(t) for t in self.tracker.track_ids()}
@@ -154,6 +211,8 @@ class Pipeline:
         if dead:
             self.book.forget(dead)
             self.policy.forget(dead)
+            for t in dead:
+                self._wanted.pop(t, None)
         self._alive = alive
 
     def run(self, capture: Capture, max_frames: int | None = None) -> Iterator[FrameResult]:

@@ -6,15 +6,18 @@ this module serves the CLI (enrol, identify, eval) where every image is independ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig
-from engine.detectors import Detector, create_detector
+from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RecognizerConfig, RuntimeConfig
+from engine.detectors import Detector
+from engine.detectors.multiscale import detector_for
 from engine.embedders import Embedder, create_embedder
 from engine.errors import ModelError
-from engine.records import UNKNOWN, Faces
+from engine.gallery.index import decide
+from engine.landmarks.base import Landmarker
+from engine.records import NO_ID, Faces
+from engine.registry import model_source, resolve_card
 
 
 def make_landmarker(config: LandmarkConfig, runtime: RuntimeConfig | None = None):
@@ -22,16 +25,16 @@ def make_landmarker(config: LandmarkConfig, runtime: RuntimeConfig | None = None
     from engine.landmarks import create_landmarker
 
     spec = str(config.model)
-    if Path(spec).suffix == ".json" or Path(spec).is_dir():
-        return create_landmarker("onnx", config=config, runtime=runtime, card=spec)
+    if model_source(spec).kind == "card":
+        return create_landmarker("onnx", config=config, runtime=runtime, card=resolve_card(spec, "landmarks"))
     return create_landmarker(spec, config=config, runtime=runtime)
 
 
 def make_embedder(spec: str, config: EmbedderConfig | None = None, runtime: RuntimeConfig | None = None) -> Embedder:
     """A registered embedder name (``sface``) or a path to a model card / its folder."""
     config = config or EmbedderConfig(name=spec)
-    if Path(spec).suffix == ".json" or Path(spec).is_dir():
-        return create_embedder("onnx", config=config, runtime=runtime, card=spec)
+    if model_source(spec).kind == "card":
+        return create_embedder("onnx", config=config, runtime=runtime, card=resolve_card(spec, "embedder"))
     return create_embedder(spec, config=config, runtime=runtime)
 
 
@@ -46,7 +49,7 @@ class Recognizer:
     detector: Detector
     embedder: Embedder
     match: MatchConfig = MatchConfig()
-    landmarker: object | None = None
+    landmarker: Landmarker | None = None
 
     @classmethod
     def create(cls, detector: DetectorConfig | None = None, embedder: EmbedderConfig | None = None,
@@ -56,8 +59,14 @@ class Recognizer:
         embedder = embedder or EmbedderConfig()
         landmarks = landmarks or LandmarkConfig()
         landmarker = make_landmarker(landmarks, runtime) if landmarks.model else None
-        return cls(create_detector(detector.name, detector, runtime, **(detector_kwargs or {})),
+        return cls(detector_for(detector, runtime, **(detector_kwargs or {})),  # still images: + pyramid
                    make_embedder(embedder.name, embedder, runtime), match or MatchConfig(), landmarker)
+
+    @classmethod
+    def from_config(cls, config: RecognizerConfig) -> Recognizer:
+        """The one way a front end turns its config tree (a preset, see RecognizerConfig) into a recognizer."""
+        kwargs = {"weights": config.detector_weights} if config.detector_weights else None
+        return cls.create(config.detector, config.embedder, config.runtime, config.match, config.landmarks, kwargs)
 
     @property
     def threshold(self) -> float:
@@ -80,7 +89,7 @@ class Recognizer:
         from it (box-only detector, or ``align="landmarks"``): the cheap path for bulk embedding."""
         lm = self.landmarker
         has = faces.keypoints is not None and faces.keypoints.shape[1] == 5
-        if has and (lm is None or lm.config.align != "landmarks"):
+        if has and (lm is None or not lm.config.uses_landmark_points(faces.keypoints)):
             return faces
         return self.locate(image, faces)
 
@@ -105,7 +114,6 @@ def match_faces(faces: Faces, index, threshold: float) -> Faces:
         return faces
     person_ids, names, sims = index.search(faces.embeddings)
     sims = np.asarray(sims, np.float32)
-    known = (np.asarray(person_ids) >= 0) & (sims >= threshold)
-    ids = np.where(known, person_ids, UNKNOWN)
+    ids = decide(person_ids, sims, threshold)
     return faces.replace(identities=ids, similarities=np.where(np.isfinite(sims), sims, np.nan),
-                         names=tuple(n if k else None for n, k in zip(names, known)))
+                         names=tuple(n if i != NO_ID else None for n, i in zip(names, ids.tolist(), strict=True)))

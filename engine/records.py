@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-UNKNOWN = -1  # identity id of a face that matched nobody (or was not matched yet)
+NO_ID = -1  # the one "no person" id: a face that matched nobody, or was not matched yet
+UNKNOWN = NO_ID  # older name of NO_ID
 
 
 def _as(a: Any, dtype: Any, shape_tail: tuple[int, ...], name: str, n: int | None) -> np.ndarray:
@@ -26,7 +27,7 @@ def _as(a: Any, dtype: Any, shape_tail: tuple[int, ...], name: str, n: int | Non
 
 @dataclass(frozen=True)
 class Faces:
-    """Faces of one frame. Shapes (N faces, K keypoints, D embedding size):
+    """Faces of one frame, as parallel arrays; shapes (N faces, K keypoints, D embedding size).
 
     boxes (N,4) float32 xyxy px · scores (N,) float32 in [0,1] · keypoints (N,K,2) float32 px
     or None · track_ids (N,) int64 (-1 = untracked) · embeddings (N,D) float32 L2-normalised
@@ -64,7 +65,8 @@ class Faces:
             if kps.ndim != 3 or kps.shape[0] != n or kps.shape[2] != 2:
                 raise ValueError(f"Faces.keypoints: expected shape ({n}, K, 2), got {kps.shape}")
             set_("keypoints", _as(kps, np.float32, kps.shape[1:], "keypoints", n))
-        set_("track_ids", _as(np.full(n, -1) if self.track_ids is None else self.track_ids, np.int64, (), "track_ids", n))
+        tids = np.full(n, -1) if self.track_ids is None else self.track_ids
+        set_("track_ids", _as(tids, np.int64, (), "track_ids", n))
         if self.embeddings is not None:
             emb = np.asarray(self.embeddings, dtype=np.float32)
             if emb.ndim != 2 or emb.shape[0] != n:

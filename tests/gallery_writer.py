@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from engine.gallery import Gallery  # noqa: E402
+from engine.gallery import Gallery
 
 EMBEDDER_ID = "writer-test"
 DIM = 16

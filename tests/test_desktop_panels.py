@@ -5,23 +5,23 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import math  # noqa: E402
-import shutil  # noqa: E402
+import math
+import shutil
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
 
-from engine.capture import CaptureState, CaptureStats, Frame  # noqa: E402
-from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig  # noqa: E402
-from engine.pipeline import FrameResult, PipelineConfig  # noqa: E402
-from engine.records import Faces  # noqa: E402
-from tests.conftest import shared_path  # noqa: E402
+from engine.capture import CaptureState, CaptureStats, Frame
+from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RuntimeConfig
+from engine.pipeline import FrameResult, PipelineConfig
+from engine.records import Faces
+from tests.conftest import shared_path
 
 PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody")
 
@@ -41,12 +41,12 @@ def recognizer(lfw):
 @pytest.fixture(scope="module")
 def enrolled(lfw, recognizer, tmp_path_factory):
     """A gallery file with three people (2, 2, 1 faces), built once; tests get a copy."""
-    from desktop.gallery_panel import enrol_image_files
     from engine.gallery import Gallery
+    from engine.live import enrol_image_files
 
     path = tmp_path_factory.mktemp("gal") / "base.db"
     with Gallery.open(path, recognizer.embedder.id, recognizer.embedder.dim) as g:
-        for person, k in zip(PEOPLE, (2, 2, 1)):
+        for person, k in zip(PEOPLE, (2, 2, 1), strict=True):
             n, problems = enrol_image_files(g, recognizer, sorted((lfw / person).glob("*.jpg"))[:k],
                                             person.replace("_", " "))
             assert (n, problems) == (k, [])
@@ -145,8 +145,9 @@ def test_gallery_error_is_shown_not_raised(panel, gallery, monkeypatch):
 
 
 def test_refresh_after_external_enrol_and_enrol_problems(panel, gallery, recognizer, lfw, tmp_path):
-    from desktop.gallery_panel import enrol_image_files
     import cv2
+
+    from engine.live import enrol_image_files
 
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))
@@ -182,7 +183,7 @@ def test_export_import_and_drop(panel, gallery, recognizer, tmp_path, monkeypatc
     assert len(panel.errors) == 1
 
     md = QMimeData()
-    md.setUrls([QUrl.fromLocalFile("/tmp/a.jpg"), QUrl.fromLocalFile("/tmp/notes.txt"), QUrl.fromLocalFile("/tmp/b.PNG")])
+    md.setUrls([QUrl.fromLocalFile(p) for p in ("/tmp/a.jpg", "/tmp/notes.txt", "/tmp/b.PNG")])
     event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(panel.enrol_files_requested, timeout=1000) as sig:
@@ -203,7 +204,8 @@ def _result(i: int, t0: float, n_faces: int) -> FrameResult:
     img = np.zeros((8, 8, 3), np.uint8)
     boxes = np.tile(np.array([[0, 0, 4, 4]], np.float32), (n_faces, 1))
     faces = Faces(boxes=boxes, scores=np.full(n_faces, 0.9, np.float32))
-    timings = {"capture_wait": 1.0, "detect": 10.0 + i % 5, "track": 0.5, "align": 0.3, "embed": 12.0 if i % 4 == 0 else 0.0,
+    timings = {"capture_wait": 1.0, "detect": 10.0 + i % 5, "track": 0.5, "align": 0.3,
+               "embed": 12.0 if i % 4 == 0 else 0.0,
                "match": 0.1, "total": 30.0}
     return FrameResult(Frame(img, i, t0 + i * 0.04), faces, timings, e2e_ms=float(i + 1), embedded=int(i % 4 == 0))
 
@@ -290,7 +292,8 @@ def test_to_configs():
 
 
 def test_settings_dialog_emits_changed_on_ok(qtbot, monkeypatch):
-    from desktop.settings import Settings, SettingsDialog
+    from desktop.settings import Settings
+    from desktop.settings_dialog import SettingsDialog
     d = SettingsDialog(Settings(recognition_threshold=0.5))
     qtbot.addWidget(d)
     assert d.recognition_threshold.value() == 0.5 and d.detector_threshold.value() is None
@@ -313,3 +316,38 @@ def test_settings_dialog_emits_changed_on_ok(qtbot, monkeypatch):
     d2.changed.connect(emitted.append)
     d2.accept()
     assert emitted == [] and len(errors) == 1 and d2.result() != d2.DialogCode.Accepted
+
+
+def test_gallery_panel_refresh_with_many_people_loads_thumbnails_lazily(qtbot, tmp_path, recognizer):
+    """A refresh lists names only; thumbnails of the rows in view arrive from the event loop in
+    small slices, and rows never scrolled to are never decoded."""
+    import time
+
+    from desktop.gallery_panel import GalleryPanel
+    from engine.gallery import Gallery
+
+    emb = recognizer.embedder
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 255, (112, 112, 3), dtype=np.uint8)
+    with Gallery.open(tmp_path / "many.db", emb.id, emb.dim) as g:
+        for k in range(400):
+            g.enroll(f"person {k:04d}", rng.normal(size=(1, emb.dim)).astype(np.float32), crops=[crop])
+        panel = GalleryPanel(None)
+        qtbot.addWidget(panel)
+        panel.resize(300, 400)
+        panel.show()
+        qtbot.waitExposed(panel)
+        t = time.perf_counter()
+        panel.set_gallery(g)
+        took = time.perf_counter() - t
+        assert panel.persons_list.count() == 400 and panel.thumbnails_loaded() == 0  # nothing decoded yet
+        assert took < 0.5, took
+        qtbot.waitUntil(lambda: panel.thumbnails_loaded() > 0, timeout=3000)
+        qtbot.wait(200)
+        visible = panel.thumbnails_loaded()
+        assert 0 < visible < 40  # the rows in view (+1), not all 400
+        assert not panel.persons_list.item(0).icon().isNull()
+        panel.persons_list.scrollToBottom()
+        qtbot.waitUntil(lambda: not panel.persons_list.item(399).icon().isNull(), timeout=3000)
+        assert panel.thumbnails_loaded() < 80
+        panel.set_gallery(None)

@@ -13,8 +13,8 @@ from tests.conftest import shared_path
 
 torch = pytest.importorskip("torch")
 
-from engine.train.embedder_eval import open_set_split  # noqa: E402
-from engine.train.face_data import FaceAugment, FaceFolder, Normalisation, PKSampler, augment  # noqa: E402
+from engine.train.embedder_eval import open_set_split
+from engine.train.face_data import FaceAugment, FaceFolder, Normalisation, PKSampler, augment
 
 
 def _people(n_people: int, per_person: int = 3):
@@ -66,7 +66,7 @@ def test_dataset_sampler_augmentation_and_open_set_split(mini_lfw):
     ds = FaceFolder.from_root(aligned, norm=Normalisation(127.5, 127.5, "RGB"), seed=3)
     assert ds.num_classes == 12 and len(ds) == 36 and ds.labels.max() == 11
     x, y = ds[5]
-    assert x.shape == (3, 112, 112) and x.dtype == torch.float32 and -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert x.shape == (3, 112, 112) and x.dtype == torch.float32 and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
     assert torch.equal(ds[5][0], x)                # same (seed, epoch, index): same draw
     ds.set_epoch(1)
     assert not torch.equal(ds[5][0], x)            # a new epoch draws again
@@ -85,6 +85,7 @@ def test_dataset_sampler_augmentation_and_open_set_split(mini_lfw):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 110 s measured on a shared, loaded 2-core CPU
 def test_train_resume_export_and_use_in_the_app(mini_lfw, tmp_path, capsys):
     """Every CLI step for real: train (LFW eval on folds 6-10, test people excluded), resume,
     export, then `eval lfw` and `run` through the embedder registry with the exported card."""

@@ -106,7 +106,7 @@ def test_sharpness_drops_with_blur():
     sharp = cv2.GaussianBlur(sharp, (0, 0), 0.7)
     blurred = cv2.GaussianBlur(sharp, (0, 0), 4.0)
     s = sharpness(np.stack([sharp, blurred]))
-    assert s[0] > 0.8 and s[1] < 0.3 and 0 <= s.min() and s.max() <= 1
+    assert s[0] > 0.8 and s[1] < 0.3 and s.min() >= 0 and s.max() <= 1
 
 
 def test_nme_ced_and_auc_on_hand_made_errors():
@@ -131,7 +131,8 @@ def test_split_is_deterministic_and_disjoint():
     b_train, b_val = split_samples(list(reversed(samples)))
     assert {s.key for s in a_val} == {s.key for s in b_val}
     assert not {s.key for s in a_val} & {s.key for s in a_train}
-    assert 0.10 < len(a_val) / len(samples) < 0.20
+    # README: 15 % of HELEN-train + AFW held out by a hash of the file names = 192 of 1207 faces
+    assert (len(samples), len(a_val), len(a_train)) == (1207, 192, 1015)
 
 
 def test_shipped_hourglass_on_held_out_300w_faces():
@@ -152,7 +153,10 @@ def test_shipped_hourglass_on_held_out_300w_faces():
         assert out.landmarks.shape == (1, 68, 2) and out.poses.shape == (1, 3) and out.sharpness.shape == (1,)
         assert np.array_equal(out.keypoints, faces.select([k]).keypoints)  # auto: detector points kept
         errs.append(nme(out.landmarks, s.points[None])[0])
-    assert np.median(errs) < 0.06, errs
+    # measured on these 12 faces: median NME 3.64 %, mean 3.85 % (README, all held-out HELEN: 4.12 %);
+    # the margin covers other CPUs' rounding, not a worse model or crop
+    assert np.median(errs) == pytest.approx(0.0364, abs=0.003), errs
+    assert np.mean(errs) == pytest.approx(0.0385, abs=0.003), errs
 
 
 def test_hourglass_batch_equals_single_and_replaces_points_when_asked():

@@ -203,7 +203,7 @@ def hand_loss(triplets, margin=0.2) -> float:
 
 
 def mined(loss: TripletLoss, x, y) -> list[tuple[int, int, int]]:
-    return sorted(zip(*(t.tolist() for t in loss.select(pairwise_distances(x), y))))
+    return sorted(zip(*(t.tolist() for t in loss.select(pairwise_distances(x), y)), strict=True))
 
 
 def test_triplet_batch_hard_picks_farthest_positive_and_nearest_negative():
@@ -239,7 +239,7 @@ def test_triplet_random_mining_is_seeded_and_only_picks_valid_pairs():
         a, p, n = gen.select(d, y)
         assert a.tolist() == list(range(11))  # the lone label-4 sample is skipped as an anchor
         assert (y[a] == y[p]).all() and (a != p).all() and (y[a] != y[n]).all()
-        seen.update(zip(a.tolist(), p.tolist(), n.tolist()))
+        seen.update(zip(a.tolist(), p.tolist(), n.tolist(), strict=True))
     assert len(seen) > 11  # it does vary from call to call
 
 

@@ -2,16 +2,25 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import pytest
 
 from engine.metrics import (
-    find_lfw_root, format_table, identification_rates, kfold_accuracy, list_identity_folder,
-    plot_roc, read_pairs, roc, split_gallery_probe, tar_at_far, threshold_for_far,
+    find_lfw_root,
+    format_table,
+    identification_rates,
+    kfold_accuracy,
+    list_identity_folder,
+    plot_roc,
+    read_pairs,
+    roc,
+    split_gallery_probe,
+    tar_at_far,
+    threshold_for_far,
 )
 from tests.conftest import shared_path
-
 
 # ---------------------------------------------------------------- verification
 
@@ -174,7 +183,7 @@ def test_split_gallery_probe():
     g, p, i = split_gallery_probe(labels, seed=5)
     assert sorted(np.r_[g, p, i].tolist()) == list(range(7))
     assert sorted(labels[g].tolist()) == [0, 2] and i.tolist() == [2, 5]
-    assert all(np.array_equal(a, b) for a, b in zip((g, p, i), split_gallery_probe(labels, seed=5)))
+    assert all(np.array_equal(a, b) for a, b in zip((g, p, i), split_gallery_probe(labels, seed=5), strict=True))
     big = np.repeat(np.arange(50), 5)
     seeded = {tuple(split_gallery_probe(big, seed=s)[0]) for s in range(5)}
     assert len(seeded) > 1                       # the seed really randomises the gallery image
@@ -255,7 +264,9 @@ def test_plot_roc_and_table(tmp_path):
     fpr, tpr, _ = roc([0.9, 0.8, 0.7, 0.2, 0.1], [True, True, False, True, False])
     out = plot_roc({"model A": (fpr, tpr), "chance": ([0, 1], [0, 1])},
                    tmp_path / "sub" / "roc.png", title="test")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
+    assert struct.unpack(">II", png[16:24]) == (600, 500)   # IHDR width, height: 6 x 5 in at 100 dpi
     assert matplotlib.get_backend() == backend
     with pytest.raises(ValueError):
         plot_roc({"bad": ([0, 1], [0])}, tmp_path / "x.png")

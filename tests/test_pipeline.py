@@ -63,10 +63,10 @@ def test_run_bad_sources_fail_cleanly(tmp_path):
 def test_identities_are_stable_on_synthetic_clip(synthetic_clip, clip_gallery):
     """Ids survive crossings; a name, once given, holds on >= 99 % of that track's later frames."""
     from engine.capture import Capture, CaptureConfig
+    from engine.config import DetectorConfig
     from engine.gallery import Gallery
     from engine.pipeline import Pipeline
     from engine.recognizer import Recognizer
-    from engine.config import DetectorConfig
     from engine.synth import load_truth, match_truth
 
     truth = load_truth(synthetic_clip.truth_path)
@@ -82,7 +82,7 @@ def test_identities_are_stable_on_synthetic_clip(synthetic_clip, clip_gallery):
                 if t >= 0:
                     track_of[int(t)].append((r.frame.index, int(r.faces.track_ids[k])))
                     names_of[int(r.faces.track_ids[k])].append(r.faces.names[k])
-    switches = sum(sum(a[1] != b[1] for a, b in zip(seq, seq[1:])) for seq in track_of.values())
+    switches = sum(sum(a[1] != b[1] for a, b in zip(seq, seq[1:], strict=False)) for seq in track_of.values())
     occlusions = sum(o.get("occluded", False) for f in truth["frames"] for o in f)
     assert switches <= max(1, occlusions // 5), switches  # only around full occlusions
     for tid, names in names_of.items():
@@ -149,5 +149,5 @@ def test_box_only_and_keypoint_detectors_name_the_synthetic_faces(synthetic_clip
                 if t >= 0 and int(t) in names and r.faces.names[k] is not None:
                     total += 1
                     right += r.faces.names[k] == names[int(t)]
-    assert lm_ms and max(lm_ms) > 0
+    assert lm_ms and min(lm_ms) > 0 and max(lm_ms) < 2000, lm_ms  # a few ms per face; seconds = something hangs
     assert total > 100 and right / total >= 0.97, (right, total)

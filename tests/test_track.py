@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 
 from engine.records import Faces
-from engine.track import (EmbedPolicy, IdentityBook, IdentityConfig, KalmanFilter, PolicyConfig, Tracker,
-                          TrackerConfig, TrackState, face_quality, iou_matrix, linear_assignment, xyah_to_xyxy,
-                          xyxy_to_xyah)
+from engine.track import (
+    EmbedPolicy,
+    IdentityBook,
+    IdentityConfig,
+    KalmanFilter,
+    PolicyConfig,
+    Tracker,
+    TrackerConfig,
+    TrackState,
+    face_quality,
+    iou_matrix,
+    linear_assignment,
+    xyah_to_xyxy,
+    xyxy_to_xyah,
+)
 
 DT = 1.0 / 30
 
@@ -24,7 +36,7 @@ def frame(boxes, scores=None, keypoints=None, **kw) -> Faces:
 
 
 def ids_by_cx(out: Faces) -> dict[int, float]:
-    return {int(t): float((b[0] + b[2]) / 2) for t, b in zip(out.track_ids, out.boxes)}
+    return {int(t): float((b[0] + b[2]) / 2) for t, b in zip(out.track_ids, out.boxes, strict=True)}
 
 
 # --------------------------------------------------------------------------------------------- tracker
@@ -238,17 +250,17 @@ A, B = 7, 9
 
 def test_name_appears_after_agreeing_votes():
     book = IdentityBook(IdentityConfig(min_votes=2))
-    assert book.label(1) == (-1, None, pytest.approx(np.nan, nan_ok=True))
-    assert book.vote(1, A, "Ann", 0.6, 0.9, 0.0)[0] == -1  # one vote is not enough
-    pid, name, sim = book.vote(1, A, "Ann", 0.7, 0.9, 0.25)
-    assert (pid, name) == (A, "Ann") and 0.6 <= sim <= 0.7
+    assert book.label(1) == (-1, pytest.approx(np.nan, nan_ok=True))
+    assert book.vote(1, A, 0.6, 0.9, 0.0)[0] == -1  # one vote is not enough
+    pid, sim = book.vote(1, A, 0.7, 0.9, 0.25)
+    assert pid == A and 0.6 <= sim <= 0.7
     assert book.decided([1, 2]).tolist() == [True, False]
 
 
 def test_conflicting_first_votes_attach_nothing():
     book = IdentityBook()
     for k, pid in enumerate([A, B, A, B]):
-        book.vote(1, pid, {A: "Ann", B: "Bob"}[pid], 0.6, 0.9, 0.25 * k)
+        book.vote(1, pid, 0.6, 0.9, 0.25 * k)
     assert book.label(1)[0] == -1 and not book.decided([1])[0]
 
 
@@ -256,28 +268,28 @@ def test_name_holds_through_noisy_votes():
     book = IdentityBook()
     t = 0.0
     for _ in range(4):
-        book.vote(1, A, "Ann", 0.65, 0.9, t)
+        book.vote(1, A, 0.65, 0.9, t)
         t += 0.25
-    noise = [(-1, None, 0.2), (B, "Bob", 0.45), (A, "Ann", 0.6), (-1, None, 0.1), (B, "Bob", 0.5),
-             (-1, None, 0.3), (A, "Ann", 0.6), (B, "Bob", 0.4), (-1, None, float("nan")), (A, "Ann", 0.62)]
-    for pid, name, sim in noise:
-        label = book.vote(1, pid, name, sim, 0.8, t)
-        assert label[:2] == (A, "Ann"), (pid, label)
+    noise = [(-1, 0.2), (B, 0.45), (A, 0.6), (-1, 0.1), (B, 0.5),
+             (-1, 0.3), (A, 0.6), (B, 0.4), (-1, float("nan")), (A, 0.62)]
+    for pid, sim in noise:
+        label = book.vote(1, pid, sim, 0.8, t)
+        assert label[0] == A, (pid, label)
         assert book.decided([1])[0] == (pid == A)  # contrary vote -> re-embed soon
         t += 0.25
     # no votes for a while (occlusion, track kept): the name stays
-    assert book.label(1)[:2] == (A, "Ann")
+    assert book.label(1)[0] == A
 
 
 def test_name_switches_after_sustained_contrary_evidence():
     book = IdentityBook()
     t = 0.0
     for _ in range(5):
-        book.vote(1, A, "Ann", 0.65, 0.9, t)
+        book.vote(1, A, 0.65, 0.9, t)
         t += 0.25
     labels = []
     for _ in range(12):
-        labels.append(book.vote(1, B, "Bob", 0.65, 0.9, t)[0])
+        labels.append(book.vote(1, B, 0.65, 0.9, t)[0])
         t += 0.25
     assert labels[0] == labels[1] == A          # a couple of contrary votes change nothing
     assert labels[-1] == B
@@ -290,14 +302,14 @@ def test_name_released_after_sustained_unknown_votes():
     book = IdentityBook()
     t = 0.0
     for _ in range(4):
-        book.vote(3, A, "Ann", 0.6, 0.9, t)
+        book.vote(3, A, 0.6, 0.9, t)
         t += 0.25
     labels = []
     for _ in range(12):
-        labels.append(book.vote(3, -1, None, 0.15, 0.9, t))
+        labels.append(book.vote(3, -1, 0.15, 0.9, t))
         t += 0.25
-    assert labels[0][:2] == (A, "Ann")
-    assert labels[-1][:2] == (-1, None) and labels[-1][2] == pytest.approx(0.15)
+    assert labels[0][0] == A
+    assert labels[-1][0] == -1 and labels[-1][1] == pytest.approx(0.15)
     first = next(i for i, x in enumerate(labels) if x[0] == -1)
     assert all(x[0] == -1 for x in labels[first:])
     assert book.decided([3])[0]  # settled as unknown: refreshed at the slow rate
@@ -308,21 +320,21 @@ def test_votes_decay_with_time():
     for gap in (0.0, 60.0):
         book = IdentityBook(IdentityConfig(half_life_s=2.0))
         for k in range(5):
-            book.vote(1, A, "Ann", 0.7, 1.0, 0.2 * k)
-        book.vote(1, B, "Bob", 0.7, 1.0, 1.0 + gap)
-        labels[gap] = book.vote(1, B, "Bob", 0.7, 1.0, 1.2 + gap)[0]
+            book.vote(1, A, 0.7, 1.0, 0.2 * k)
+        book.vote(1, B, 0.7, 1.0, 1.0 + gap)
+        labels[gap] = book.vote(1, B, 0.7, 1.0, 1.2 + gap)[0]
     assert labels == {0.0: A, 60.0: B}  # a minute later the old votes have faded
 
 
 def test_apply_fills_tracked_faces_and_forget():
     book = IdentityBook()
     for k in range(2):
-        book.vote(5, A, "Ann", 0.6, 1.0, 0.1 * k)
-        book.vote(6, -1, None, 0.2, 1.0, 0.1 * k)
+        book.vote(5, A, 0.6, 1.0, 0.1 * k)
+        book.vote(6, -1, 0.2, 1.0, 0.1 * k)
     faces = frame([box(100, 100), box(200, 100), box(300, 100), box(400, 100)], track_ids=[5, 6, 8, -1],
                   identities=[-1, -1, -1, B], names=(None, None, None, "Bob"),
                   similarities=[np.nan, np.nan, np.nan, 0.5])
-    out = book.apply(faces)
+    out = book.apply(faces, lambda pids: [{A: "Ann"}.get(p) for p in pids])
     assert out.identities.tolist() == [A, -1, -1, B]
     assert out.names == ("Ann", None, None, "Bob")
     assert out.similarities[0] == pytest.approx(0.6) and out.similarities[1] == pytest.approx(0.2)
@@ -330,7 +342,7 @@ def test_apply_fills_tracked_faces_and_forget():
     book.forget({5, 99})
     assert 5 not in book and book.label(5)[0] == -1 and len(book) == 1
     with pytest.raises(ValueError):
-        book.vote(-1, A, "Ann", 0.5, 0.5, 0.0)
+        book.vote(-1, A, 0.5, 0.5, 0.0)
     with pytest.raises(ValueError):
         IdentityConfig(window=1, min_votes=2)
 
@@ -450,10 +462,10 @@ def test_stages_together_keep_names_and_bound_embeddings():
             pid = truth_pid[truth_of(out.boxes[k], centres)]
             if rng.random() < 0.2:
                 pid = [10, 11, -1][rng.integers(3)]
-            book.vote(int(out.track_ids[k]), pid, names.get(pid), 0.6 if pid >= 0 else 0.2, float(q[k]), ts)
+            book.vote(int(out.track_ids[k]), pid, 0.6 if pid >= 0 else 0.2, float(q[k]), ts)
         policy.mark_embedded(out.track_ids[need], q[need], ts)
         embedded += int(need.sum())
-        out = book.apply(out)
+        out = book.apply(out, lambda pids: [names.get(p) for p in pids])
         for k in range(len(out)):
             shown[truth_of(out.boxes[k], centres)].append(out.names[k])
     assert embedded / n_frames < 0.5  # 3 faces per frame

@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from engine.backends.trt_plan import input_shapes
 from engine.errors import ModelError
 from engine.models.dequant import dequantize_model, set_dynamic_dims
 from engine.models.prepare import load_onnx
 from trt_build.compare import cosines
+
+__all__ = ["PrepareReport", "compare_onnx", "input_shapes", "prepare_onnx"]
 
 
 @dataclass(frozen=True)
@@ -29,18 +32,6 @@ class PrepareReport:
     slimmed: bool
     max_abs_diff: float
     min_cosine: float
-
-
-def input_shapes(model: onnx.ModelProto) -> dict[str, tuple[int | str, ...]]:
-    """Graph inputs (initializers excluded) -> dims, a name for each dynamic axis."""
-    inits = {t.name for t in model.graph.initializer}
-    shapes = {}
-    for i in model.graph.input:
-        if i.name in inits:
-            continue
-        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in i.type.tensor_type.shape.dim)
-        shapes[i.name] = dims
-    return shapes
 
 
 def _fix_dims(model: onnx.ModelProto, dims: dict[int, int | str]) -> onnx.ModelProto:
@@ -74,13 +65,14 @@ def compare_onnx(a: Path, b: Path, feeds: dict[str, np.ndarray]) -> tuple[float,
     sb = ort.InferenceSession(str(b), providers=["CPUExecutionProvider"])
     names = [o.name for o in sa.get_outputs()]
     ra, rb = sa.run(names, feeds), sb.run(names, feeds)
-    diff = max(float(np.abs(x - y).max()) if x.size else 0.0 for x, y in zip(ra, rb))
-    cos = min(float(cosines(x, y).min()) if x.size else 1.0 for x, y in zip(ra, rb))
+    diff = max(float(np.abs(x - y).max()) if x.size else 0.0 for x, y in zip(ra, rb, strict=True))
+    cos = min(float(cosines(x, y).min()) if x.size else 1.0 for x, y in zip(ra, rb, strict=True))
     return diff, cos
 
 
 def prepare_onnx(src: str | Path, dst: str | Path, dims: dict[int, int | str] | None = None, slim: bool = True,
-                 parity_sizes: dict[str, int] | None = None, atol: float = 1e-3, min_cosine: float = 0.9999) -> PrepareReport:
+                 parity_sizes: dict[str, int] | None = None, atol: float = 1e-3,
+                 min_cosine: float = 0.9999) -> PrepareReport:
     """Write the prepared graph to ``dst`` (atomically) and check it against ``src``.
 
     ``dims``: per input axis, an int to fix it or a name to make it dynamic (e.g. ``{0:

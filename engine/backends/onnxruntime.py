@@ -39,7 +39,7 @@ class OrtSession:
             raise ModelError(f"ONNX Runtime providers not available: {missing} (available: {available})")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=list(providers))
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph/... types
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/... types
             raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from None
         self.path = Path(path)
         self.providers = tuple(self._session.get_providers())
@@ -48,15 +48,26 @@ class OrtSession:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self._session.run(list(self.output_names), inputs)
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, outputs, strict=True))
 
 
 @BACKENDS.register("onnxruntime")
-def _create(path: Path, runtime: RuntimeConfig) -> OrtSession:
+def _create(path: Path, runtime: RuntimeConfig, card=None, max_side: int | None = None,
+            max_batch: int | None = None) -> OrtSession:
     return OrtSession(path, threads=runtime.threads)
 
 
 @BACKENDS.register("onnxruntime-cuda")
-def _create_cuda(path: Path, runtime: RuntimeConfig) -> OrtSession:
-    """ORT's CUDA execution provider, CPU for the nodes it does not take (needs onnxruntime-gpu)."""
-    return OrtSession(path, threads=runtime.threads, providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+def _create_cuda(path: Path, runtime: RuntimeConfig, card=None, max_side: int | None = None,
+                 max_batch: int | None = None) -> OrtSession:
+    """ORT's CUDA execution provider, CPU for the nodes it does not take (needs onnxruntime-gpu).
+
+    ONNX Runtime drops a CUDA provider that fails to load (missing cuDNN, driver too old) with
+    only a log line and runs on the CPU; that is refused here, so "auto" moves on with the
+    reason and a session that says CUDA really runs on CUDA."""
+    session = OrtSession(path, threads=runtime.threads, providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+    if "CUDAExecutionProvider" not in session.providers:
+        raise ModelError(f"ONNX Runtime's CUDA provider did not load for {Path(path).name} (active: "
+                         f"{', '.join(session.providers)}); check CUDA/cuDNN libraries for onnxruntime-gpu")
+    session.backend = "onnxruntime-cuda"
+    return session

@@ -1,8 +1,9 @@
 """Where TensorRT plans live, and when one may be reused.
 
-A serialized TensorRT engine is only valid for the exact network, TensorRT version, GPU model
-and compute capability it was built for, and it bakes in the precision and the optimisation
-profile. :class:`EngineKey` holds all of these; its digest names the plan file
+A serialized TensorRT engine is only valid for the exact network, TensorRT version (and its
+CUDA build, cu12 or cu13), GPU model and compute capability it was built for, and it bakes in
+the precision and the optimisation profile; the graph TensorRT saw also depends on the onnxslim
+version that prepared it. :class:`EngineKey` holds all of these; its digest names the plan file
 (``<cache>/trt/<model>-<digest16>.plan``) and a JSON sidecar records the fields. ``lookup``
 returns a plan only when the sidecar matches the key field for field, so a stale or foreign
 plan (other GPU, upgraded TensorRT, re-exported ONNX) is rebuilt, never deserialised.
@@ -11,14 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine.config import PRECISIONS
 from engine.models.prepare import cache_dir
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from engine.util.fsio import atomic_write_bytes, atomic_write_json
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,8 @@ class Profile:
 
     def __post_init__(self) -> None:
         for name, lo, opt, hi in self.shapes:
-            if not (len(lo) == len(opt) == len(hi)) or not all(0 < a <= b <= c for a, b, c in zip(lo, opt, hi)):
+            if not (len(lo) == len(opt) == len(hi)) or not all(
+                    0 < a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True)):
                 raise ValueError(f"profile for {name!r} needs 0 < min <= opt <= max per dim, got {lo}, {opt}, {hi}")
 
     def as_dict(self) -> dict[str, list[list[int]]]:
@@ -38,7 +38,7 @@ class Profile:
     def covers(self, name: str, shape: tuple[int, ...]) -> bool:
         for n, lo, _, hi in self.shapes:
             if n == name:
-                return len(shape) == len(lo) and all(a <= s <= b for a, s, b in zip(lo, shape, hi))
+                return len(shape) == len(lo) and all(a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True))
         return False
 
 
@@ -54,6 +54,8 @@ class EngineKey:
     precision: str
     profile: Profile
     calibration_sha256: str = ""   # int8 only: the calibration cache the scales came from
+    tensorrt_build: str = "unknown"  # "cu12" | "cu13": which CUDA the TensorRT wheels target
+    onnxslim: str = ""             # onnxslim version that prepared the graph ("" = not installed)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -95,27 +97,12 @@ def lookup(key: EngineKey, cache: Path | None = None) -> Path | None:
     return plan if recorded.get("key") == key.fields() else None
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def store(key: EngineKey, plan: bytes, cache: Path | None = None, build_seconds: float | None = None) -> Path:
     """Write the plan, then its sidecar (the sidecar last: a plan without one is never used)."""
     path = plan_path(key, cache)
-    atomic_write(path, bytes(plan))
+    atomic_write_bytes(path, bytes(plan))
     meta = {"key": key.fields(), "bytes": len(plan), "build_seconds": build_seconds}
-    atomic_write(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_json(path.with_suffix(".json"), meta)
     return path
 
 
@@ -135,7 +122,7 @@ def clear(cache: Path | None = None) -> int:
     """Remove every plan, sidecar and calibration cache; returns how many files went."""
     root = trt_cache_dir(cache)
     n = 0
-    for f in list(root.glob("*.plan")) + list(root.glob("*.json")) + list(root.glob("*.calib")) + list(root.glob("*.tmp")):
+    for f in [f for pattern in ("*.plan", "*.json", "*.calib", "*.tmp") for f in root.glob(pattern)]:
         f.unlink(missing_ok=True)
         n += 1
     return n

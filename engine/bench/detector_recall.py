@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.boxes import iou_matrix
 from engine.config import DetectorConfig
 from engine.detectors import create_detector
 from engine.imageio import read_image
-from engine.track.bytetrack import iou_matrix
+from engine.util.imagefiles import is_image_path
 
 
 def match_count(dets: np.ndarray, ref: np.ndarray, iou: float) -> int:
@@ -35,9 +36,8 @@ def match_count(dets: np.ndarray, ref: np.ndarray, iou: float) -> int:
 
 
 def lfw_holdout(lfw: str | Path, images: int, val_fraction: float = 0.1, seed: int = 0) -> list[Path]:
-    from engine.train.yolo_data import held_out
-
     from engine.metrics.lfw import identity_root
+    from engine.train.yolo_data import held_out
 
     root = identity_root(lfw)
     people = sorted(p for p in root.iterdir() if p.is_dir() and held_out(p.name, val_fraction))
@@ -55,7 +55,7 @@ def compare_detectors(name: str, weights: str | None, lfw: str | None = None, af
     if lfw:
         sets["lfw_heldout"] = lfw_holdout(lfw, images)
     if afw:
-        sets["afw"] = sorted(p for p in Path(afw).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        sets["afw"] = sorted(p for p in Path(afw).rglob("*") if is_image_path(p))
     out = {"detector": name, "weights": weights, "reference": f"yunet >= {ref_threshold}", "iou": iou, "sets": {}}
     for key, paths in sets.items():
         n_ref = n_det = n_match = 0

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.boxes import iou_matrix
 from engine.errors import FacescopeError
 from engine.landmarks.dataset import BoxRelation
-from engine.track.bytetrack import iou_matrix
 
 
 def predictor_path() -> Path:
@@ -52,7 +52,7 @@ class DlibLandmarks:
         """Median relation of dlib HOG boxes to ``boxes`` (matched at IoU >= 0.3)."""
         hog = self._dlib.get_frontal_face_detector()
         ours, theirs = [], []
-        for img, box in zip(images, boxes):
+        for img, box in zip(images, boxes, strict=True):
             dets = hog(np.ascontiguousarray(img[:, :, ::-1]), 1)
             if not len(dets):
                 continue

@@ -18,16 +18,17 @@ that dies after being live is retried, as is a URL whether or not it ever opened
 """
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from engine.capture.config import FINAL_STATES, FPS_WINDOW_S, CaptureConfig, CaptureState, CaptureStats
 from engine.capture.frame import Frame
 from engine.capture.reader import Hung, IoThread, RawFrame, Stopped, open_reader
-from engine.capture.source import SourceError, SourceSpec, parse_source
+from engine.capture.source import SourceError, SourceSpec, parse_source, redact
+from engine.util.rate import RateMeter
 
 log = logging.getLogger(__name__)
 _IO_JOIN_S = 1.0  # how long shutdown waits for a (non-hung) I/O thread to release its source
@@ -56,7 +57,7 @@ class Capture:
         self._slot: Frame | None = None
         self._state, self._reason = CaptureState.CONNECTING, ""
         self._captured = self._delivered = self._dropped = self._reconnects = 0
-        self._times: collections.deque[float] = collections.deque(maxlen=1024)
+        self._rate = RateMeter(FPS_WINDOW_S)  # frames captured per second; guarded by _cond
         self._thread: threading.Thread | None = None
         self._io: IoThread | None = None
         self._went_live = False  # this connection delivered a frame (resets the reconnect backoff)
@@ -119,13 +120,8 @@ class Capture:
 
     def stats(self) -> CaptureStats:
         with self._cond:
-            now = time.perf_counter()
-            while self._times and now - self._times[0] > FPS_WINDOW_S:
-                self._times.popleft()
-            span = self._times[-1] - self._times[0] if len(self._times) >= 2 else 0.0
-            fps = (len(self._times) - 1) / span if span > 0 else 0.0
             return CaptureStats(self._state, self._reason, self._captured, self._delivered, self._dropped,
-                                fps, self._reconnects)
+                                self._rate.rate(), self._reconnects)
 
     # ---- capture thread
     def _over(self) -> bool:
@@ -148,9 +144,12 @@ class Capture:
     def _run(self) -> None:
         try:
             self._supervise()
-        except Exception as e:  # a bug must not leave consumers waiting on a silent thread
-            log.exception("capture thread crashed")
-            self._set_state(CaptureState.FAILED, f"internal error capturing {self.spec.display}: {e!r}")
+        except Exception as e:  # noqa: BLE001 - a bug must not leave consumers waiting on a silent thread
+            # the traceback, redacted: an exception message may quote the URL with its password
+            trace = redact("".join(traceback.format_exception(e)), str(self.spec.value))
+            log.error("capture thread crashed\n%s", trace)
+            self._set_state(CaptureState.FAILED,
+                            f"internal error capturing {self.spec.display}: {redact(repr(e), str(self.spec.value))}")
         finally:
             self._close_io(_IO_JOIN_S)
             self._set_state(CaptureState.ENDED, "stopped")  # no-op if it already ended or failed
@@ -220,9 +219,9 @@ class Capture:
                 raise _SessionError(f"{spec.display} sent no frame for {cfg.read_timeout_s:g} s", hung=True) from None
             except Stopped:
                 raise
-            except Exception as e:  # a backend error on one read is a lost connection, not a crash
-                log.debug("read failed", exc_info=True)
-                raise _SessionError(f"reading {spec.display} failed: {e}") from None
+            except Exception as e:  # noqa: BLE001 - a backend error on one read is a lost connection, not a crash
+                log.debug("read failed\n%s", redact("".join(traceback.format_exception(e)), str(spec.value)))
+                raise _SessionError(f"reading {spec.display} failed: {redact(str(e), str(spec.value))}") from None
             if raw is None:
                 if spec.is_live:
                     raise _SessionError(f"{spec.display} stopped sending frames (stream ended or read failed)")
@@ -251,5 +250,5 @@ class Capture:
                 self._dropped += 1
             self._slot = Frame(image, self._captured, t, pts)
             self._captured += 1
-            self._times.append(t)
+            self._rate.tick(t)
             self._cond.notify_all()

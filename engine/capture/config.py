@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from engine.util.check import check
+
 FPS_WINDOW_S = 2.0  # sliding window for the measured frame rate: steady, yet drops to 0 within 2 s of a stall
 
 
@@ -16,11 +18,6 @@ class CaptureState(str, Enum):
 
 
 FINAL_STATES = (CaptureState.ENDED, CaptureState.FAILED)
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -50,12 +47,13 @@ class CaptureConfig:
 
     def __post_init__(self) -> None:
         for key in ("open_timeout_s", "read_timeout_s", "backoff_initial_s", "default_fps"):
-            _check(getattr(self, key) > 0, f"{key} must be > 0, got {getattr(self, key)}")
-        _check(self.backoff_max_s >= self.backoff_initial_s,
+            check(getattr(self, key) > 0, f"{key} must be > 0, got {getattr(self, key)}")
+        check(self.backoff_max_s >= self.backoff_initial_s,
                f"backoff_max_s ({self.backoff_max_s}) must be >= backoff_initial_s ({self.backoff_initial_s})")
-        _check(self.max_reconnect_s is None or self.max_reconnect_s >= 0,
+        check(self.max_reconnect_s is None or self.max_reconnect_s >= 0,
                f"max_reconnect_s must be >= 0 or None, got {self.max_reconnect_s}")
-        _check(self.max_frames is None or self.max_frames >= 1, f"max_frames must be >= 1 or None, got {self.max_frames}")
+        check(self.max_frames is None or self.max_frames >= 1,
+              f"max_frames must be >= 1 or None, got {self.max_frames}")
 
 
 @dataclass(frozen=True)

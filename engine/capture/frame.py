@@ -29,7 +29,8 @@ class Frame:
         img = self.image
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             shape = getattr(img, "shape", None)
-            raise ValueError(f"Frame.image: expected (H, W, 3) uint8 BGR, got {shape} {getattr(img, 'dtype', type(img))}")
+            got = f"{shape} {getattr(img, 'dtype', type(img))}"
+            raise ValueError(f"Frame.image: expected (H, W, 3) uint8 BGR, got {got}")
         if img.shape[0] == 0 or img.shape[1] == 0:
             raise ValueError(f"Frame.image: empty image {img.shape}")
         if img.flags.writeable:

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from engine.capture.source import SourceError, SourceSpec, list_images, parse_source
+from engine.capture.source import SourceError, SourceSpec, list_images, parse_source, redact
 from engine.errors import ImageError
 from engine.imageio import read_image
 
@@ -74,7 +74,7 @@ class FolderReader(SourceReader):
     """Images of a folder in natural order; unreadable ones are skipped with a warning."""
 
     def __init__(self, spec: SourceSpec):
-        self._files, self._next, self._display = list_images(spec.value), 0, spec.display
+        self._files, self._next = list_images(spec.value), 0
         if not self._files:
             raise SourceError(f"folder {spec.display} holds no images")
 
@@ -106,7 +106,8 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) 
         else:  # webcams: not every camera backend accepts timeout params (they would refuse to open)
             cap = cv2.VideoCapture(spec.value)
     except cv2.error as e:
-        raise SourceError(f"cannot open {spec.display}: {str(e).strip().splitlines()[-1]}") from None
+        detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise SourceError(f"cannot open {spec.display}: {redact(detail, str(spec.value))}") from None
     if not cap.isOpened():
         cap.release()
         raise SourceError(_why_not_opened(spec, open_timeout_s))
@@ -123,11 +124,11 @@ def _why_not_opened(spec: SourceSpec, open_timeout_s: float) -> str:
     return f"cannot decode video file {spec.display} (not a video, or a codec this OpenCV build lacks)"
 
 
-class Hung(Exception):
+class Hung(Exception):  # noqa: N818 - a control-flow signal inside capture, never shown to users
     """An IoThread call passed its deadline; the thread has been abandoned."""
 
 
-class Stopped(Exception):
+class Stopped(Exception):  # noqa: N818 - a control-flow signal inside capture, never shown to users
     """The stop event was set while waiting for an IoThread call."""
 
 
@@ -190,7 +191,7 @@ class IoThread:
                     job, self._job = self._job, None
                 try:
                     result: tuple[Any, BaseException | None] = (job(), None)
-                except Exception as e:  # handed to the caller, who decides what it means
+                except Exception as e:  # noqa: BLE001 - handed to the caller, who decides what it means
                     result = (None, e)
                 with self._cond:
                     self._result = result

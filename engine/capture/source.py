@@ -12,13 +12,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from engine.errors import FacescopeError
+from engine.util.imagefiles import IMAGE_SUFFIXES, is_image_path
 
 KINDS = ("webcam", "url", "file", "folder")
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "rtmp", "rtmps")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
 _SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|key|auth|sig", re.IGNORECASE)
 _DEV_VIDEO = re.compile(r"^/dev/video(\d+)$")
 
@@ -71,14 +71,43 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def url_secrets(url: str) -> list[str]:
+    """The secret parts of ``url`` (its password, secret-looking query values), as written and
+    percent-decoded, longest first; [] when it has none or does not parse."""
+    try:
+        parts = urlsplit(url)
+        password, query = parts.password, parts.query
+    except ValueError:  # e.g. a bad port: find the userinfo by hand
+        m = re.search(r"//[^/:@]*:([^/@]*)@", url)
+        password, query = (m.group(1) if m else None), url.partition("?")[2]
+    found = {password} if password else set()
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if _SECRET_QUERY_KEY.search(key) and value:
+            found.add(value)
+    found |= {unquote(s) for s in found} | {quote(s, safe="") for s in found}
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` (an exception message, a log line from a library) with ``url`` shown masked and
+    every other copy of its secrets replaced by ``***``: for text we did not write ourselves."""
+    secrets = url_secrets(url)
+    if not secrets:
+        return text
+    text = text.replace(url, mask_url(url))
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def natural_key(name: str) -> list:
     """Sort key that orders embedded numbers by value: frame2 < frame10."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder`` (not recursive), in natural order."""
-    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    """Image files directly inside ``folder`` (not recursive, hidden names skipped), in natural order."""
+    files = [p for p in Path(folder).iterdir() if is_image_path(p) and p.is_file()]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
@@ -96,7 +125,8 @@ def parse_source(text: str | int | os.PathLike) -> SourceSpec:
         raise SourceError(f"a source must be text (webcam index, URL, file or folder), got {type(text).__name__}")
     raw = text.strip()
     if not raw:
-        raise SourceError("empty source: give a webcam index (0), a URL (rtsp://...), a video file or a folder of images")
+        raise SourceError("empty source: give a webcam index (0), a URL (rtsp://...), a video file "
+                          "or a folder of images")
     if re.fullmatch(r"[+-]?\d+", raw):
         index = int(raw)
         if index < 0:
@@ -114,7 +144,7 @@ def parse_source(text: str | int | os.PathLike) -> SourceSpec:
         except OSError as e:
             raise SourceError(f"cannot list folder {path}: {e.strerror or e}") from None
         if not images:
-            raise SourceError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise SourceError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return SourceSpec("folder", str(path.resolve()), str(path))
     if path.is_file():
         return SourceSpec("file", str(path.resolve()), str(path))

@@ -36,6 +36,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--json", metavar="PATH")
     g.set_defaults(func=run_gui)
 
+    ph = bench.add_parser("photos", help="LFW people identified in photos upscaled 1-16x (big faces), with and "
+                                         "without the still-image detector pyramid")
+    ph.add_argument("--lfw", default="../shared/data/lfw", help="LFW folder (default ../shared/data/lfw)")
+    ph.add_argument("--people", type=int, default=60, help="the first N people with >= 2 images (default 60)")
+    ph.add_argument("--scales", default="1,8,16", help="comma-separated upscale factors (default 1,8,16)")
+    ph.add_argument("--json", metavar="PATH")
+    add_threshold_arg(ph)
+    add_model_args(ph)
+    ph.set_defaults(func=run_photos)
+
     s = bench.add_parser("search", help="gallery search latency over N stored embeddings")
     s.add_argument("--size", type=int, default=100_000, help="stored embeddings (default 100000)")
     s.add_argument("--dim", type=int, default=128)
@@ -57,6 +67,20 @@ def run_warp(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.repeats < 1:
         raise ValueError("--batch and --repeats must be >= 1")
     _report(f"warp benchmark (batch {args.batch})", bench_warp(batch=args.batch, repeats=args.repeats), args.json)
+    return 0
+
+
+def run_photos(args: argparse.Namespace) -> int:
+    from engine.bench.photos import bench_photos, format_photos
+    from engine.cli.common import build_recognizer
+
+    try:
+        scales = tuple(float(v) for v in args.scales.split(","))
+    except ValueError:
+        raise ValueError(f"--scales must be comma-separated numbers, got {args.scales!r}") from None
+    result = bench_photos(build_recognizer(args), args.lfw, people=args.people, scales=scales)
+    print(format_photos(result))
+    write_json(args.json, result)
     return 0
 
 
@@ -84,7 +108,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
         raise FacescopeError("give --source VIDEO for the pipeline benchmark, or a micro-benchmark: warp, search")
     source = Path(args.source)
     if not source.is_file():
-        raise FacescopeError(f"--source must be a video file, got {args.source}")
+        from engine.capture.source import mask_url
+
+        raise FacescopeError(f"--source must be a video file, got {mask_url(args.source)}")
     truth_path = Path(args.truth) if args.truth else source.with_suffix(source.suffix + ".json")
     truth = None
     if truth_path.is_file():
@@ -146,12 +172,10 @@ def run_gui(args: argparse.Namespace) -> int:
     import importlib
 
     from engine.cli.demo_cmd import DEMO_VIDEO
-    from engine.errors import FacescopeError
+    from engine.cli.extras import need_extra
 
-    try:
-        probe = importlib.import_module("desktop.probe")
-    except ImportError as exc:
-        raise FacescopeError(f"the GUI benchmark needs PySide6 and pyqtgraph: pip install -e '.[gui]' ({exc})") from None
+    need_extra("gui", "bench gui")
+    probe = importlib.import_module("desktop.probe")
     if args.seconds <= 0:
         raise ValueError("--seconds must be > 0")
     argv = ["--source", args.source or str(DEMO_VIDEO), "--seconds", str(args.seconds)]

@@ -5,8 +5,16 @@ import argparse
 import json
 from pathlib import Path
 
-from engine.config import (LANDMARK_ALIGN, PRECISIONS, DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig,
-                           RuntimeConfig)
+from engine.config import (
+    LANDMARK_ALIGN,
+    PRECISIONS,
+    DetectorConfig,
+    EmbedderConfig,
+    LandmarkConfig,
+    MatchConfig,
+    RecognizerConfig,
+    RuntimeConfig,
+)
 
 
 def _size(text: str) -> tuple[int, int] | None:
@@ -47,48 +55,42 @@ def add_model_args(p: argparse.ArgumentParser, det_size: str = "native") -> None
                         "int8 --calib DIR` first)")
 
 
-def need_torch() -> None:
-    """Training/export commands need the train extra; say so instead of an ImportError."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        from engine.errors import FacescopeError
-        raise FacescopeError("this command needs the train extra: pip install -e '.[train]'") from None
-
-
 def add_threshold_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="cosine similarity below which a face is 'unknown' (default: the embedder's model card)")
 
 
-def configs(args: argparse.Namespace, det_threshold: float | None = None) -> dict:
-    """Configs from the shared options; ``det_threshold`` replaces the card's default detector
-    threshold when the user gave none (the tracker wants low-score detections too)."""
-    threshold = args.det_threshold if args.det_threshold is not None else det_threshold
-    return dict(
-        detector=DetectorConfig(name=args.detector, input_size=args.det_size, score_threshold=threshold,
+def recognizer_config(args: argparse.Namespace, realtime: bool = False) -> RecognizerConfig:
+    """The config tree from the shared options, on the still-image preset or (``realtime``, for
+    video through the tracker) the real-time one, which gives a detector without
+    ``--det-threshold`` the tracker's low threshold."""
+    parts = dict(
+        detector=DetectorConfig(name=args.detector, input_size=args.det_size, score_threshold=args.det_threshold,
                                 min_face_size=args.min_face),
         embedder=EmbedderConfig(name=args.embedder, flip=args.flip),
         runtime=RuntimeConfig(backend=args.backend, threads=args.threads, precision=args.precision),
         match=MatchConfig(threshold=getattr(args, "threshold", None)),
         landmarks=LandmarkConfig(model=None if str(args.landmarks).lower() == "none" else args.landmarks,
                                  align=args.align),
-        detector_kwargs={"weights": args.detector_weights} if args.detector_weights else None,
+        detector_weights=args.detector_weights,
     )
+    if realtime:
+        from engine.pipeline import realtime_config
+
+        return realtime_config(None, **parts)
+    return RecognizerConfig.still(**parts)
 
 
-def build_recognizer(args: argparse.Namespace, det_threshold: float | None = None):
+def build_recognizer(args: argparse.Namespace, realtime: bool = False):
+    """``Recognizer.from_config(recognizer_config(args, realtime))``."""
     from engine.recognizer import Recognizer
 
-    return Recognizer.create(**configs(args, det_threshold))
+    return Recognizer.from_config(recognizer_config(args, realtime))
 
 
 def build_tracking_recognizer(args: argparse.Namespace):
-    """A recognizer for the real-time pipeline: the detector keeps ByteTrack's low-score
-    detections (second association stage) unless --det-threshold says otherwise."""
-    from engine.track import TrackerConfig
-
-    return build_recognizer(args, det_threshold=TrackerConfig().low_thresh)
+    """The real-time preset's recognizer (see :func:`recognizer_config`)."""
+    return build_recognizer(args, realtime=True)
 
 
 def write_json(path: str | Path | None, payload: dict) -> None:

@@ -22,8 +22,9 @@ from engine.cli.enroll_cmd import open_gallery
 from engine.cli.run_cmd import native_fps
 from engine.draw import draw_faces
 from engine.errors import FacescopeError
+from engine.resources import demo_dir
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
+DEMO_DIR = demo_dir()  # resources/demo of a checkout, or the installed facescope_resources
 DEMO_VIDEO = DEMO_DIR / "megamind.avi"
 DEMO_MANIFEST = DEMO_DIR / "megamind_enrol.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.common import need_torch
+from engine.cli.extras import need_extra
 from engine.errors import FacescopeError
 
 
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_train_parser(tr: argparse._SubParsersAction) -> None:
-    from engine.train.embedder import OPTIMIZERS, SCHEDULES
+    from engine.train.embedder_choices import OPTIMIZERS, SCHEDULES  # torch-free: building the parser needs no extra
 
     e = tr.add_parser("embedder", help="train or fine-tune a face embedder on aligned identity folders")
     e.add_argument("--data", required=True, help="aligned identity folders (facescope prepare)")
@@ -88,7 +88,7 @@ def _folds(text: str) -> tuple[int, ...]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    need_torch()
+    need_extra("train", "train embedder", ("torch",))
     from engine.metrics.lfw import find_lfw_root
     from engine.train.embedder import EmbedderTrainConfig, train_embedder
     from engine.train.embedder_eval import LfwPairs
@@ -107,7 +107,10 @@ def run_train(args: argparse.Namespace) -> int:
         head_init=args.head_init, init=args.init, amp=args.amp, lfw_pairs=pairs, lfw_aligned=args.lfw_aligned,
         lfw_folds=folds, exclude_identities=exclude, min_images=args.min_images,
         limit_batches=args.batches_per_epoch, seed=args.seed, eval_start=args.eval_start)
-    summary = train_embedder(cfg, resume=args.resume, progress=not args.no_progress)
+    try:
+        summary = train_embedder(cfg, resume=args.resume, progress=not args.no_progress)
+    except FileNotFoundError as exc:  # a --data / --init / --resume path that is not there
+        raise FacescopeError(str(exc)) from None
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -126,7 +129,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    need_torch()
+    need_extra("train", "export embedder", ("torch",))
     from engine.train.embedder_export import export_embedder
 
     r = export_embedder(args.checkpoint, args.out, args.name, args.threshold)
@@ -138,12 +141,13 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    need_torch()
+    need_extra("train", "experiment losses", ("torch",))
     from pathlib import Path
 
     from engine.metrics.lfw import find_lfw_root
     from engine.train.face_prepare import prepare_folder
-    from engine.train.loss_experiment import LOSSES, ExperimentConfig, run_experiment as run
+    from engine.train.loss_experiment import LOSSES, ExperimentConfig
+    from engine.train.loss_experiment import run_experiment as run
 
     _, images = find_lfw_root(args.lfw)
     if not (Path(args.aligned) / "prepare_report.json").is_file():

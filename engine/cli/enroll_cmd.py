@@ -21,14 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--skip-bad", action="store_true", help="enrol the good images and report the bad ones")
     p.add_argument("--allow-poor", action="store_true",
-                   help="enrol turned (|yaw| > 40 deg, |pitch| > 30 deg) or blurred faces with a warning instead of refusing them")
+                   help="enrol turned (|yaw| > 40 deg, |pitch| > 30 deg) or blurred faces with a warning instead of "
+                        "refusing them")
     add_model_args(p)
     p.set_defaults(func=run_enroll)
 
     q = sub.add_parser("identify", help="identify every face in images against a gallery")
     q.add_argument("--gallery", required=True, help="gallery file")
     q.add_argument("images", nargs="+", metavar="IMAGE")
-    q.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images here")
+    q.add_argument("--annotate", metavar="DIR", help="write annotated copies of the images here, as "
+                   "<name>_annotated.jpg (never over an input image)")
     q.add_argument("--json", metavar="PATH", help="write the results as one JSON object")
     add_threshold_arg(q)
     add_model_args(q)
@@ -39,7 +41,8 @@ def open_gallery(path: str, embedder, create: bool):
     from engine.gallery import Gallery
 
     if not create and not Path(path).is_file():
-        raise FacescopeError(f"gallery {path} does not exist (enrol someone first: facescope enroll --gallery {path} ...)")
+        raise FacescopeError(f"gallery {path} does not exist (enrol someone first: "
+                             f"facescope enroll --gallery {path} ...)")
     return Gallery.open(path, embedder.id, embedder.dim, create=create)
 
 
@@ -63,9 +66,24 @@ def run_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def annotated_path(folder: str | Path, image: str | Path, inputs: set[Path], written: set[Path]) -> Path:
+    """Where the annotated copy of ``image`` goes: ``FOLDER/<stem>_annotated.jpg``, numbered
+    (``_annotated-2``...) rather than land on an input image (``--annotate`` into the images' own
+    folder, or run again on earlier output) or on a copy written earlier in this run (two inputs
+    with one name from different folders)."""
+    stem = Path(image).stem
+    for n in range(1, len(inputs) + len(written) + 2):
+        out = Path(folder) / f"{stem}_annotated{'' if n == 1 else f'-{n}'}.jpg"
+        if out.resolve() not in inputs and out.resolve() not in written:
+            return out
+    raise AssertionError("unreachable: more candidate names than taken ones")
+
+
 def run_identify(args: argparse.Namespace) -> int:
     rec = build_recognizer(args)
     results, errors = [], 0
+    inputs = {Path(p).resolve() for p in args.images}
+    written: set[Path] = set()
     with open_gallery(args.gallery, rec.embedder, create=False) as gallery:
         for path in args.images:
             try:
@@ -87,8 +105,10 @@ def run_identify(args: argparse.Namespace) -> int:
             if args.annotate:
                 from engine.draw import draw_faces
 
-                out = Path(args.annotate) / Path(path).name
+                out = annotated_path(args.annotate, path, inputs, written)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(out.with_suffix(".jpg")), draw_faces(image, faces))
+                if not cv2.imwrite(str(out), draw_faces(image, faces)):
+                    raise FacescopeError(f"cannot write {out} (disk full or no permission?)")
+                written.add(out.resolve())
     write_json(args.json, {"threshold": rec.threshold, "faces": results, "errors": errors})
     return 1 if errors else 0

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lfw = ev.add_parser("lfw", help="LFW 10-fold verification accuracy, TAR@FAR, ROC curve")
     lfw.add_argument("--data", required=True, help="folder with pairs.txt and the LFW images")
     lfw.add_argument("--json", metavar="PATH", help="write results as one JSON object")
-    lfw.add_argument("--roc", metavar="PNG", default="lfw_roc.png", help="ROC curve image (default lfw_roc.png)")
+    # Opt-in: a command writes into the current folder only when asked to.
+    lfw.add_argument("--roc", metavar="PNG", default=None,
+                     help="also draw the ROC curve into this PNG (default: no plot)")
     lfw.add_argument("--limit", type=int, default=0, help="use only the first N pairs of each fold half (smoke runs)")
     add_model_args(lfw)
     lfw.set_defaults(func=run_lfw)
@@ -97,26 +99,35 @@ def run_lfw(args: argparse.Namespace) -> int:
     folds = np.array([p.fold for p in pairs])
     result = kfold_accuracy(scores, same, folds)
     tar, tar_thr = tar_at_far(scores, same, 1e-3)
-    fpr, tpr, _ = roc(scores, same)
-    plot_roc({f"{rec.embedder.id} ({100 * result.accuracy:.2f} %)": (fpr, tpr)}, args.roc,
-             title=f"LFW ROC, {len(pairs)} pairs")
+    roc_png = None
+    if args.roc:
+        fpr, tpr, _ = roc(scores, same)
+        roc_png = plot_roc({f"{rec.embedder.id} ({100 * result.accuracy:.2f} %)": (fpr, tpr)}, args.roc,
+                           title=f"LFW ROC, {len(pairs)} pairs")
     seconds = time.perf_counter() - t0
     print(format_table([{"fold": k + 1, "accuracy": a, "threshold": t}
-                        for k, (a, t) in enumerate(zip(result.fold_accuracies, result.fold_thresholds))]))
+                        for k, (a, t) in enumerate(zip(result.fold_accuracies, result.fold_thresholds, strict=True))]))
     print(f"LFW 10-fold accuracy: {100 * result.accuracy:.2f} % ± {100 * result.accuracy_std:.2f} "
           f"({len(pairs)} pairs, {len(paths)} images, {embedded.fallbacks} without a detection, {seconds:.0f} s)")
     print(f"TAR@FAR=1e-3: {100 * tar:.2f} % (threshold {tar_thr:.3f}; {int((~same).sum())} impostor pairs "
           f"resolve FAR only to {1 / max(1, (~same).sum()):.1e})")
-    print(f"ROC curve: {args.roc}")
+    if roc_png is not None:
+        print(f"ROC curve: {roc_png}")
     write_json(args.json, {**result.to_json(), "tar_at_far_1e-3": tar, "tar_threshold": tar_thr,
                            "pairs": len(pairs), "images": len(paths), "no_detection": embedded.fallbacks,
-                           "seconds": seconds, "roc_png": str(args.roc), **_model_info(rec, args)})
+                           "seconds": seconds, "roc_png": None if roc_png is None else str(roc_png),
+                           **_model_info(rec, args)})
     return 0
 
 
 def run_ident(args: argparse.Namespace) -> int:
-    from engine.metrics import (format_table, identification_rates, identity_root, list_identity_folder,
-                                 split_gallery_probe)
+    from engine.metrics import (
+        format_table,
+        identification_rates,
+        identity_root,
+        list_identity_folder,
+        split_gallery_probe,
+    )
 
     t0 = time.perf_counter()
     fprs = tuple(float(f) for f in args.fprs.split(","))

@@ -10,21 +10,26 @@ import numpy as np
 from engine.cli.common import write_json
 from engine.errors import FacescopeError
 
+SPLITS = ("all", "heldout", "train")
+
 
 def register(ev: argparse._SubParsersAction) -> None:
     lm = ev.add_parser("landmarks", help="68-point landmark NME, failure rates, CED/AUC (optionally vs dlib)",
                        description="Crops come from the detector box (as in the app); errors are normalised by "
                                    "the outer-eye-corner distance.")
     lm.add_argument("--data", required=True, help="folder of 300-W style *.jpg + *.pts files (searched recursively)")
-    lm.add_argument("--split", choices=("val", "train", "all"), default="val",
-                    help="val (default): the held-out split of the training recipe (a hash of file names); "
-                         "all: every face (for a test set the model never saw)")
+    # Default all: a folder given on the command line is scored whole. The recipe's hash split is
+    # only meaningful for the folder the shipped model was trained on, so it must be asked for.
+    lm.add_argument("--split", choices=SPLITS, default="all",
+                    help="all (default): every face of the folder; heldout / train: the training recipe's "
+                         "split of it (a hash of file names, 15 %% held out; use heldout on the training data)")
     lm.add_argument("--model", default="hourglass68", help="landmark model name or card path")
     lm.add_argument("--flip-test", action="store_true", help="average with the mirrored crop's prediction")
     lm.add_argument("--refine", action="store_true", help="second pass on the crop implied by the first pass")
     lm.add_argument("--compare", choices=("dlib",), help="also run dlib's 68-point predictor on the same boxes")
     lm.add_argument("--json", metavar="PATH", help="write results as one JSON object")
-    lm.add_argument("--ced", metavar="PNG", default="landmarks_ced.png", help="CED curve image")
+    lm.add_argument("--ced", metavar="PNG", default=None,
+                    help="also draw the CED curves into this PNG (default: no plot)")
     lm.add_argument("--limit", type=int, default=0, help="use only the first N faces (smoke runs)")
     lm.set_defaults(func=run_landmarks)
 
@@ -52,8 +57,10 @@ def run_landmarks(args: argparse.Namespace) -> int:
         samples = load_samples(args.data)
     except (FileNotFoundError, ValueError) as exc:
         raise FacescopeError(str(exc)) from None
-    train, val = split_samples(samples)
-    samples = {"val": val, "train": train, "all": samples}[args.split]
+    train, heldout = split_samples(samples)
+    folder_faces = len(samples)
+    samples = {"heldout": heldout, "train": train, "all": samples}[args.split]
+    split_faces = len(samples)
     if args.limit:
         samples = samples[:args.limit]
     if not samples:
@@ -66,13 +73,15 @@ def run_landmarks(args: argparse.Namespace) -> int:
     pred = np.zeros_like(truth)
     times = []
     images = [read_image(s.image) for s in samples]
-    for i, (img, box) in enumerate(zip(images, boxes)):
+    for i, (img, box) in enumerate(zip(images, boxes, strict=True)):
         t = time.perf_counter()
         pred[i] = model.predict(img, box[None])[0][0]   # timed: crop + inference + decoding, one face
         times.append(time.perf_counter() - t)
     errors = nme(pred, truth)
     result = {"model": model.card.name, "model_sha256": model.card.sha256, "data": str(args.data),
-              "split": args.split, "flip_test": args.flip_test, "refine": args.refine, "faces": len(samples), "detector_boxes": int(found.sum()),
+              "split": args.split, "folder_faces": folder_faces, "split_faces": split_faces,
+              "faces": len(samples), "flip_test": args.flip_test, "refine": args.refine,
+              "detector_boxes": int(found.sum()),
               **summary(errors), "ms_per_face_p50": float(np.median(times) * 1e3),
               "ms_per_face_p95": float(np.percentile(times, 95) * 1e3)}
     subsets = sorted({s.subset for s in samples})
@@ -84,17 +93,21 @@ def run_landmarks(args: argparse.Namespace) -> int:
         dl = DlibLandmarks()
         dl.calibrate(images, boxes)
         result["dlib_box_relation"] = {**asdict(dl.relation), "calibrated_on_faces": dl.calibrated_on}
-        dpred = np.stack([dl.predict(img, box) for img, box in zip(images, boxes)])
+        dpred = np.stack([dl.predict(img, box) for img, box in zip(images, boxes, strict=True)])
         derr = nme(dpred, truth)
         result.update(summary(derr, prefix="dlib_"))
         result["dlib_note"] = ("dlib's shape_predictor_68_face_landmarks was trained on 300-W (HELEN and AFW "
                                "included): on these images it is not a held-out comparison")
         curves["dlib (trained on 300-W)"] = derr
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    if args.ced:
-        result["ced_png"] = str(plot_ced(curves, args.ced))
-    print(f"{result['faces']} faces ({args.split} split of {args.data}; {result['detector_boxes']} YuNet boxes)")
-    print(f"  {model.card.name}: NME {result['nme'] * 100:.2f} %  failure@0.08 {result['failure_rate_0.08'] * 100:.1f} %"
+    result["ced_png"] = str(plot_ced(curves, args.ced)) if args.ced else None
+    which = ("every face" if args.split == "all" else
+             f"the training recipe's {args.split} split, {split_faces}")
+    limited = f", first {len(samples)} scored (--limit)" if len(samples) < split_faces else ""
+    print(f"scored {result['faces']} faces: {which} of {folder_faces} in {args.data}{limited} "
+          f"(--split {args.split}; {result['detector_boxes']} YuNet boxes)")
+    print(f"  {model.card.name}: NME {result['nme'] * 100:.2f} %"
+          f"  failure@0.08 {result['failure_rate_0.08'] * 100:.1f} %"
           f"  failure@0.10 {result['failure_rate_0.10'] * 100:.1f} %  AUC@0.08 {result['auc_0.08']:.3f}"
           f"  {result['ms_per_face_p50']:.2f} ms/face p50")
     for k, v in result["nme_by_subset"].items():

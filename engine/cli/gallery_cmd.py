@@ -1,7 +1,11 @@
-"""``facescope gallery list|rename|merge|delete|export|import|reembed``: manage a gallery file."""
+"""``facescope gallery list|rename|merge|delete|forget|export|import|reembed|audit``: manage a gallery file.
+
+Every change is recorded in the gallery's audit trail with front end "cli".
+"""
 from __future__ import annotations
 
 import argparse
+import json
 
 from tqdm import tqdm
 
@@ -12,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gallery", help="list and edit a gallery: persons, faces, export/import, re-embedding")
     g = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    def action(name: str, help: str, func) -> argparse.ArgumentParser:
-        a = g.add_parser(name, help=help)
+    def action(name: str, help: str, func, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        a = g.add_parser(name, help=help, aliases=list(aliases))
         a.add_argument("--gallery", required=True, help="gallery file")
         a.set_defaults(func=func)
         return a
@@ -27,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = action("merge", "move all faces of SRC to DST and delete SRC", run_merge)
     a.add_argument("src")
     a.add_argument("dst")
-    a = action("delete", "delete a person (all faces) or single faces by id", run_delete)
+    a = action("delete", "delete a person (all faces) or single faces by id; the erased data is scrubbed from "
+                         "the gallery files (forget is the same command)", run_delete, aliases=("forget",))
     a.add_argument("name", nargs="?", help="person to delete")
     a.add_argument("--face", type=int, action="append", default=[], metavar="ID", help="delete this face id")
     a = action("export", "write the whole gallery as one self-contained file", run_export)
@@ -38,13 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--replace", action="store_true", help="replace this gallery's contents instead of merging")
     a = action("reembed", "recompute every embedding from its stored crop with another embedder", run_reembed)
     add_model_args(a)
+    a = action("audit", "list the audit trail of changes (ids and counts, never names or faces)", run_audit)
+    a.add_argument("--verify", action="store_true",
+                   help="recompute the hash chain; exit 1 naming the first removed or edited entry")
+    a.add_argument("--json", action="store_true", help="print the entries (and verification) as one JSON object")
 
 
 def _open(path: str):
     from engine.gallery import Gallery
 
     meta = Gallery.inspect(path)
-    return Gallery.open(path, meta.embedder_id, meta.embedding_dim, create=False)
+    return Gallery.open(path, meta.embedder_id, meta.embedding_dim, create=False, frontend="cli")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -53,7 +62,7 @@ def run_list(args: argparse.Namespace) -> int:
     meta = Gallery.inspect(args.gallery)
     print(f"{args.gallery}: {meta.persons} persons, {meta.faces} faces, embedder {meta.embedder_id} "
           f"({meta.embedding_dim}-d), schema v{meta.schema_version}")
-    with Gallery.open_for_reembed(args.gallery) as gallery:
+    with Gallery.open_for_reembed(args.gallery, frontend="cli") as gallery:
         needle = args.search.casefold()
         if args.faces:
             for f in gallery.faces():
@@ -113,7 +122,7 @@ def run_reembed(args: argparse.Namespace) -> int:
     from engine.gallery import Gallery
 
     embedder = build_recognizer(args).embedder
-    with Gallery.open_for_reembed(args.gallery) as gallery:
+    with Gallery.open_for_reembed(args.gallery, frontend="cli") as gallery:
         if gallery.embedder_id == embedder.id:
             print(f"{args.gallery} is already embedded with {embedder.id}; nothing to do")
             return 0
@@ -127,3 +136,37 @@ def run_reembed(args: argparse.Namespace) -> int:
         bar.close()
     print(f"re-embedded {n} face(s): {old} -> {embedder.id}")
     return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Read-only: a v1 gallery (no trail yet) is reported, not migrated."""
+    from engine.gallery import Gallery, audit
+    from engine.gallery.schema import read_only
+
+    meta = Gallery.inspect(args.gallery)
+    if meta.schema_version < 2:
+        raise ValueError(f"{args.gallery} is a schema v{meta.schema_version} gallery without an audit trail; it gets "
+                         "one when facescope next changes it")
+    with read_only(args.gallery) as conn:
+        entries = audit.entries(conn)
+        check = audit.verify(conn) if args.verify else None
+    if args.json:
+        out = {"gallery": str(args.gallery), "entries": [e.to_json() for e in entries],
+               "head": entries[-1].hash if entries else audit.GENESIS}
+        if check is not None:
+            out["verified"] = check.ok
+            out["problems"] = check.problems
+            out["first_bad_entry"] = check.first_bad
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        for e in entries:
+            who = f"person {e.person_id}" if e.person_id is not None else "-"
+            details = " ".join(f"{k}={v}" for k, v in e.details.items() if v is not None)
+            print(f"{e.seq:>6}  {e.at}  {e.action:<13} {e.frontend:<3} {e.user or '?':<12} {who:<12} {details}")
+        if check is not None:
+            if check.ok:
+                print(f"audit trail verified: {check.entries} entries, head {check.head[:16]}")
+            else:
+                for line in check.problems:
+                    print(f"audit trail BROKEN: {line}")
+    return 0 if check is None or check.ok else 1

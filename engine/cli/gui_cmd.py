@@ -1,31 +1,34 @@
 """``facescope gui`` (and ``facescope`` with no command): open the desktop window.
 
 The engine never imports Qt; the window lives in the ``desktop`` package, loaded here by name
-only when asked for, so the CLI and every other command work without PySide6 installed.
+only when asked for, so the CLI and every other command work without PySide6 installed (the
+``gui`` extra). ``desktop.app.main`` checks that Qt's platform plugin can start before it creates
+the window; when it cannot it prints which system packages to install and returns 1.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 
-from engine.errors import FacescopeError
+from engine.cli.extras import need_extra
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gui", help="open the desktop window (the default when no command is given)")
+    p = sub.add_parser("gui", help="open the desktop window (the default when no command is given; "
+                                   "needs facescope[gui])")
     p.add_argument("--source", help="start on this source: webcam index, URL, video file or folder")
     p.add_argument("--gallery", help="gallery file (default: the app's own gallery)")
+    p.add_argument("--quit-after", metavar="SECONDS",
+                   help="close the window after this many seconds and exit 0 (CI, smoke tests)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        app = importlib.import_module("desktop.app")
-    except ImportError as exc:
-        raise FacescopeError(f"the desktop app needs PySide6 and pyqtgraph: pip install -e '.[gui]' ({exc})") from None
+    need_extra("gui", "gui" if getattr(args, "command", None) else "facescope")
+    app = importlib.import_module("desktop.app")
     argv = []
-    if getattr(args, "source", None):
-        argv += ["--source", args.source]
-    if getattr(args, "gallery", None):
-        argv += ["--gallery", args.gallery]
+    for option in ("source", "gallery", "quit_after"):
+        value = getattr(args, option, None)
+        if value:
+            argv += ["--" + option.replace("_", "-"), str(value)]
     return int(app.main(argv) or 0)

@@ -8,8 +8,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli import (bench_cmd, demo_cmd, doctor_cmd, embedder_cmds, enroll_cmd, eval_cmd, gallery_cmd, gui_cmd,
-                        models_cmd, run_cmd, synth_cmd, train_cmd, trt_cmd)
+from engine.cli import (
+    bench_cmd,
+    demo_cmd,
+    doctor_cmd,
+    embedder_cmds,
+    enroll_cmd,
+    eval_cmd,
+    gallery_cmd,
+    gui_cmd,
+    models_cmd,
+    run_cmd,
+    synth_cmd,
+    train_cmd,
+    trt_cmd,
+)
 from engine.errors import FacescopeError
 
 COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd, train_cmd,
@@ -32,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # plain `facescope` opens the window
         args.func = gui_cmd.run
+    from engine.gallery.audit import set_default_frontend
+
+    set_default_frontend("gui" if args.func is gui_cmd.run else "cli")  # recorded in the gallery's audit trail
     try:
         return int(args.func(args) or 0)
     except FacescopeError as exc:

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="real-time recognition on a webcam, RTSP/HTTP stream, video file or image folder",
                        description="Detect, track and identify faces frame by frame; optionally write an annotated "
                                    "video and a JSON-lines log of appear / identified / lost events.")
-    p.add_argument("--source", required=True, help="webcam index (0), rtsp://... / http://... URL, video file or folder")
+    p.add_argument("--source", required=True,
+                   help="webcam index (0), rtsp://... / http://... URL, video file or folder")
     p.add_argument("--gallery", help="gallery file to identify against (default: everyone is unknown)")
     p.add_argument("--out", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--events", metavar="JSONL", help="append one JSON object per event to this file")
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             stats_named += sum(n is not None for n in result.faces.names)
         stats = capture.stats()
     if frames == 0:
-        raise FacescopeError(f"no frames from {spec.display} ({stats.state.value}: {stats.reason or 'no reason given'})")
+        why = stats.reason or "no reason given"
+        raise FacescopeError(f"no frames from {spec.display} ({stats.state.value}: {why})")
     dt = time.perf_counter() - t0
     print(f"{frames} frames in {dt:.1f} s ({frames / dt:.1f} FPS processed, {stats.dropped} dropped by capture), "
           f"{stats_faces / frames:.2f} faces/frame, {100.0 * stats_named / max(stats_faces, 1):.1f} % of faces named")

@@ -5,7 +5,8 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth-clip", help="compose real LFW faces moving and crossing into a test clip with ground truth",
+    p = sub.add_parser("synth-clip",
+                       help="compose real LFW faces moving and crossing into a test clip with ground truth",
                        description="Writes VIDEO and VIDEO.json (per-frame identities and boxes). Benchmarks "
                                    "(`facescope bench --source VIDEO`) pick the truth up and score identification.")
     p.add_argument("--lfw", required=True, help="LFW folder (with lfw-deepfunneled/)")

@@ -7,12 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.common import need_torch
+from engine.cli.extras import need_extra
 from engine.errors import FacescopeError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train models (landmarks: stacked hourglass; detector: YOLO via ultralytics; embedder)")
+    p = sub.add_parser("train",
+                       help="train models (landmarks: stacked hourglass; detector: YOLO via ultralytics; embedder)")
     tr = p.add_subparsers(dest="train", metavar="MODEL", required=True)
 
     lm = tr.add_parser("landmarks", help="train the 68-point stacked hourglass on 300-W style data",
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_landmarks(args: argparse.Namespace) -> int:
-    need_torch()
+    need_extra("train", "train landmarks", ("torch",))
     from engine.train.landmark_data import Augment
     from engine.train.landmarks import LandmarkTrainConfig, train_landmarks
 
@@ -95,7 +96,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
 
 def run_detector(args: argparse.Namespace) -> int:
-    need_torch()
+    need_extra("train", "train detector", ("torch", "ultralytics"))
     from engine.train.detector import DetectorTrainConfig, train_detector
     from engine.train.yolo_data import YoloDataConfig
 

@@ -68,6 +68,13 @@ def letterbox(image: np.ndarray, size: tuple[int, int] | None, divisor: int,
     return out, Letterbox(scale, net_w, net_h)
 
 
+def max_net_side(config, divisor: int = 32) -> int:
+    """The longest network-input side ``config`` (a DetectorConfig) can produce: ``max(input_size)``
+    or, at native size, ``max_side``, rounded up to ``divisor``. TensorRT profiles are built to it."""
+    side = max(config.input_size) if config.input_size is not None else config.max_side
+    return -(-int(side) // divisor) * divisor
+
+
 def drop_small(faces: Faces, min_size: float) -> Faces:
     """Faces whose box's shorter side is at least ``min_size`` source pixels (0 keeps all)."""
     if min_size <= 0 or len(faces) == 0:
@@ -76,7 +83,8 @@ def drop_small(faces: Faces, min_size: float) -> Faces:
     return faces.select(side >= min_size)
 
 
-def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, score_threshold: float, iou_threshold: float, top_k: int) -> np.ndarray:
+def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, score_threshold: float, iou_threshold: float,
+        top_k: int) -> np.ndarray:
     """Greedy NMS via OpenCV's ``cv2.dnn.NMSBoxes`` (the same routine FaceDetectorYN uses).
 
     Returns kept indices sorted by descending score.

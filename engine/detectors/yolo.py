@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.backends import create_session
 from engine.config import DetectorConfig, RuntimeConfig
-from engine.detectors.base import DETECTORS, drop_small, nms
+from engine.detectors.base import DETECTORS, drop_small, max_net_side, nms
 from engine.errors import ModelError
 from engine.models import ModelCard, find_card, prepared_model_path
 from engine.records import Faces
@@ -72,7 +72,8 @@ class OnnxYoloDetector:
         self.kpt_dims = int(card.extra.get("kpt_dims", 0))
         self.score_threshold = config.score_threshold if config.score_threshold is not None else card.score_threshold
         self.nms_threshold = config.nms_threshold if config.nms_threshold is not None else card.nms_threshold
-        self.session = create_session(prepared_model_path(card), runtime)
+        self.session = create_session(prepared_model_path(card), runtime, card=card, max_batch=1,
+                                      max_side=max_net_side(config))
         self.input_name = self.session.input_names[0]
         if card.color_order != "RGB" or tuple(card.std) != (255.0, 255.0, 255.0):
             raise ModelError(f"{card.name}: YOLO cards must state RGB input scaled by 1/255")
@@ -127,7 +128,7 @@ class UltralyticsYoloDetector:
                              "or export them to ONNX with a card and load that") from None
         try:
             self.model = YOLO(str(weights))
-        except Exception as exc:  # ultralytics raises many types for a wrong/corrupt file
+        except Exception as exc:  # noqa: BLE001 - ultralytics raises many types for a wrong/corrupt file
             raise ModelError(f"{weights} is not a loadable YOLO .pt file ({type(exc).__name__}: {exc})") from None
         if self.model.task not in ("detect", "pose"):
             raise ModelError(f"{weights}: a {self.model.task} model, not a detect/pose face detector")
@@ -136,8 +137,8 @@ class UltralyticsYoloDetector:
         self.nms_threshold = config.nms_threshold if config.nms_threshold is not None else 0.45
 
     def __call__(self, image: np.ndarray) -> Faces:
-        res = self.model.predict(image, imgsz=effective_size(image.shape, self.config), conf=self.score_threshold, iou=self.nms_threshold,
-                                 device="cpu", verbose=False, max_det=self.config.top_k)[0]
+        res = self.model.predict(image, imgsz=effective_size(image.shape, self.config), conf=self.score_threshold,
+                                 iou=self.nms_threshold, device="cpu", verbose=False, max_det=self.config.top_k)[0]
         boxes = res.boxes.xyxy.cpu().numpy().astype(np.float32)
         scores = res.boxes.conf.cpu().numpy().astype(np.float32)
         kps = None

@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.backends import create_session
 from engine.config import DetectorConfig, RuntimeConfig
-from engine.detectors.base import DETECTORS, drop_small, letterbox, nms
+from engine.detectors.base import DETECTORS, drop_small, letterbox, max_net_side, nms
 from engine.errors import ModelError
 from engine.models import ModelCard, find_card, prepared_model_path
 from engine.records import Faces
@@ -41,7 +41,8 @@ class YuNetDetector:
         self.nms_threshold = config.nms_threshold if config.nms_threshold is not None else card.nms_threshold
         self.strides = tuple(card.extra.get("strides", (8, 16, 32)))
         self.divisor = max(card.size_divisor, max(self.strides))
-        self.session = create_session(prepared_model_path(card), runtime)
+        self.session = create_session(prepared_model_path(card), runtime, card=card, max_batch=1,
+                                      max_side=max_net_side(config, self.divisor))
         self.input_name = self.session.input_names[0]
         expected = {f"{k}_{s}" for k in ("cls", "obj", "bbox", "kps") for s in self.strides}
         if not expected <= set(self.session.output_names):

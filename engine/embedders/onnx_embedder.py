@@ -46,7 +46,7 @@ class OnnxEmbedder:
         self.std = np.asarray(card.std, np.float32)
         if card.extra.get("notice"):     # licence terms the user must see whenever the model is used
             logging.getLogger("facescope.models").warning("%s: %s", card.name, card.extra["notice"])
-        self.session = create_session(prepared_model_path(card), runtime)
+        self.session = create_session(prepared_model_path(card), runtime, card=card)
         self.input_name = self.session.input_names[0]
         probe = self.session.run({self.input_name: np.zeros((1, 3, self.size[1], self.size[0]), np.float32)})
         out = next(iter(probe.values()))
@@ -64,7 +64,8 @@ class OnnxEmbedder:
             emb = next(iter(self.session.run({self.input_name: chunk}).values()))
             if self.config.flip:
                 flipped = np.ascontiguousarray(chunk[..., ::-1])
-                emb = l2_normalize(emb) + l2_normalize(next(iter(self.session.run({self.input_name: flipped}).values())))
+                mirrored = next(iter(self.session.run({self.input_name: flipped}).values()))
+                emb = l2_normalize(emb) + l2_normalize(mirrored)
             out[i : i + b] = emb
         return l2_normalize(out)
 
@@ -93,7 +94,8 @@ class OnnxEmbedder:
         aligned crops sees exactly the pipeline's inputs."""
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (self.size[1], self.size[0], 3) or crops.dtype != np.uint8:
-            raise ValueError(f"crops must be (N, {self.size[1]}, {self.size[0]}, 3) uint8, got {crops.dtype} {crops.shape}")
+            raise ValueError(f"crops must be (N, {self.size[1]}, {self.size[0]}, 3) uint8, "
+                             f"got {crops.dtype} {crops.shape}")
         return crops_to_tensor(crops, self.mean, self.std, self.rgb)
 
     def embed_faces(self, image: np.ndarray, faces: Faces) -> Faces:

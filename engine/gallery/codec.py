@@ -6,9 +6,9 @@ transaction (a bad input raises ``ValueError`` with the database untouched).
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ _MIN_NORM = 1e-12  # an embedding shorter than this has no direction to compare
 
 def utc_now() -> str:
     """UTC ISO-8601 timestamp with microseconds, e.g. ``2024-05-01T12:00:00.123456+00:00``."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def clean_name(name: str) -> str:

@@ -11,18 +11,31 @@ mutations and searches, so a recognition thread may search while the UI thread e
 from __future__ import annotations
 
 import threading
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
+from engine.records import NO_ID
+
 from .kernel import KERNEL_MAX_QUERIES, best_rows
 
-UNKNOWN_NAME = "unknown"  # name ``match`` reports below the threshold
-NO_MATCH = -1             # person id of "nobody": empty gallery, NaN/zero query, below threshold
+NO_MATCH = NO_ID  # person id of "nobody": empty gallery, NaN/zero query, below threshold
 _MIN_CAPACITY = 256
 _BLAS_TEMP_ELEMENTS = 1 << 22  # bound of the (Q, chunk) similarity block in the BLAS path (16 MB)
 
 SearchResult = tuple[np.ndarray, list, np.ndarray]
+
+
+def decide(person_ids: np.ndarray, similarities: np.ndarray, threshold: float) -> np.ndarray:
+    """THE open-set decision: (Q,) person ids of the best matches and their (Q,) cosine
+    similarities -> (Q,) int64 ids, ``NO_ID`` where the match is rejected (no match, NaN, or
+    below ``threshold``). Every caller (pipeline votes, still-image matching, ``match``) goes
+    through here, so a margin or negatives rule added later applies everywhere at once."""
+    pids = np.asarray(person_ids, np.int64)
+    sims = np.asarray(similarities, np.float32)
+    with np.errstate(invalid="ignore"):
+        known = (pids != NO_ID) & np.isfinite(sims) & (sims >= threshold)
+    return np.where(known, pids, NO_ID)
 
 
 def _row_norms(x: np.ndarray) -> np.ndarray:
@@ -218,15 +231,20 @@ class GalleryIndex:
         return person_ids, names, sims
 
     def match(self, queries: np.ndarray, threshold: float) -> SearchResult:
-        """``search`` with an open-set decision: below ``threshold`` -> id -1, name "unknown".
+        """``search`` + :func:`decide`: a rejected match has id ``NO_ID`` and name None.
 
         Similarities are returned unchanged (the best score, even when it was rejected).
         """
         person_ids, names, sims = self.search(queries)
-        accepted = sims >= threshold
-        person_ids = np.where(accepted, person_ids, NO_MATCH)
-        names = [n if ok else UNKNOWN_NAME for n, ok in zip(names, accepted.tolist())]
+        person_ids = decide(person_ids, sims, threshold)
+        names = [n if p != NO_ID else None for n, p in zip(names, person_ids.tolist(), strict=True)]
         return person_ids, names, sims
+
+    def names_of(self, person_ids) -> list[str | None]:
+        """Current names of ``person_ids`` (None for ``NO_ID`` and for people no longer here):
+        how labels follow a rename or a delete on the next frame."""
+        with self._lock:
+            return [self._names.get(int(p)) if p != NO_ID else None for p in person_ids]
 
     def _best_rows_blas(self, unit: np.ndarray, rows: np.ndarray, sims: np.ndarray) -> None:
         """Many queries: compute-bound, so BLAS gemm wins; chunks bound the temporary."""

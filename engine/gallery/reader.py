@@ -11,7 +11,7 @@ from typing import Any, Self
 import numpy as np
 from sqlite_utils import Database
 
-from .codec import blobs_to_matrix, clean_name, decode_crop
+from .codec import blobs_to_matrix, clean_name, decode_crop, name_key
 from .errors import GalleryError, UnknownFaceError, UnknownPersonError
 from .index import GalleryIndex
 
@@ -89,8 +89,7 @@ class GalleryReader:
 
     # ------------------------------------------------------------ lookups
     def _find_person(self, name: str) -> dict | None:
-        key = clean_name(name).casefold()
-        return next(self.db["persons"].rows_where("name_key = ?", [key], limit=1), None)
+        return next(self.db["persons"].rows_where("name_key = ?", [name_key(name)], limit=1), None)
 
     def _person(self, name: str) -> dict:
         row = self._find_person(name)

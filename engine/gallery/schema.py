@@ -1,4 +1,4 @@
-"""On-disk format of a gallery: schema v1, connection settings, and a read-only probe.
+"""On-disk format of a gallery: schema v2, connection settings, file modes, migration, and a read-only probe.
 
 Tables (timestamps are UTC ISO-8601 text):
 
@@ -8,25 +8,38 @@ Tables (timestamps are UTC ISO-8601 text):
 * ``faces``   id, person_id -> persons ON DELETE CASCADE (indexed), embedding (D float32
   little-endian), embedder_id, crop_jpeg (aligned 112x112 BGR crop), quality, source,
   created_at, updated_at
+* ``audit``, ``audit_head`` (since v2) the hash-chained audit trail, see ``audit.py``
+
+A v1 file (no audit trail) is migrated to v2 in one transaction when it is opened for
+writing (``migrate``); ``probe`` reads both without writing.
+
+Files are private: a new gallery is created 0600 (its -wal and -shm inherit the main file's
+mode: SQLite creates them with it) in folders created 0700; an existing gallery readable by
+others is tightened on open with a one-line warning. Every connection runs with
+``secure_delete`` (deleted rows are overwritten with zeros) and ``temp_store = MEMORY`` (no
+sort or VACUUM spills of face data into the temp folder).
 
 The header's ``application_id`` marks the file as a facescope gallery, so another program's
 SQLite database (even one with a ``meta`` table) is recognised as foreign.
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from sqlite_utils import Database
 from sqlite_utils.db import ForeignKey
 
+from . import audit
 from .codec import utc_now
-from .errors import GalleryBusyError, GalleryFormatError
+from .errors import GalleryBusyError, GalleryError, GalleryFormatError
+from .files import prepare_files
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x46534350  # "FSCP" in the SQLite header (PRAGMA application_id)
 BUSY_TIMEOUT_MS = 5000       # wait this long for another process's write lock
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -36,6 +49,8 @@ _REQUIRED = {
     "faces": {"id", "person_id", "embedding", "embedder_id", "crop_jpeg", "quality", "source",
               "created_at", "updated_at"},
 }
+_REQUIRED_SINCE = {"audit": 2, "audit_head": 2}  # tables added by later schema versions
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,17 +77,20 @@ def connect(path: Path) -> Database:
     rather than every commit. That is the right trade for a face gallery, and enrolment
     stays ~1 ms per transaction instead of several fsyncs.
     """
+    prepare_files(path)
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
     db = Database(conn, execute_plugins=False)
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA secure_delete = ON")  # erased faces and names are zeroed, not left in free space
+    db.execute("PRAGMA temp_store = MEMORY")
     db.enable_wal()
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA synchronous = NORMAL")
     return db
 
 
-def create_schema(db: Database, embedder_id: str, dim: int) -> None:
-    """Create schema v1 in an empty database; call inside the caller's write transaction."""
+def create_schema(db: Database, embedder_id: str, dim: int, frontend: str) -> None:
+    """Create the current schema in an empty database; call inside the caller's write transaction."""
     now = utc_now()
     db["meta"].create({"id": int, "schema_version": int, "embedder_id": str, "embedding_dim": int,
                        "created_at": str, "updated_at": str}, pk="id", not_null=["schema_version", "embedder_id",
@@ -88,7 +106,51 @@ def create_schema(db: Database, embedder_id: str, dim: int) -> None:
                        pk="id", not_null=["person_id", "embedding", "embedder_id", "created_at", "updated_at"],
                        foreign_keys=[ForeignKey("faces", "person_id", "persons", "id", on_delete="CASCADE")])
     db["faces"].create_index(["person_id"], index_name="faces_person_id")
+    audit.create_tables(db.conn)
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    audit.append(db.conn, "create", frontend, embedder=embedder_id, dim=dim, schema=SCHEMA_VERSION)
+
+
+def migrate(db: Database, path: Path, frontend: str) -> bool:
+    """Bring an older gallery to SCHEMA_VERSION in ONE write transaction; True if it did.
+
+    v1 -> v2 adds the audit trail (its first entry records the migration). Afterwards, once:
+    VACUUM, since rows deleted before v2 (without secure_delete) may still lie in free pages.
+    """
+    with write_transaction(db):
+        version = db.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()[0]
+        if version >= SCHEMA_VERSION:  # another process migrated it meanwhile
+            return False
+        if version == 1:
+            audit.create_tables(db.conn)
+            db.execute("UPDATE meta SET schema_version = 2, updated_at = ? WHERE id = 1", [utc_now()])
+            audit.append(db.conn, "migrate", frontend, from_version=1, to_version=2)
+        else:
+            raise GalleryFormatError(f"{path}: no migration from gallery schema v{version}")
+    scrub(db, path, vacuum=True)
+    return True
+
+
+def scrub(db: Database, path: Path, *, vacuum: bool = False) -> bool:
+    """After an erasure: optionally VACUUM, then checkpoint the WAL into the file and truncate it.
+
+    secure_delete has zeroed the freed bytes in the new page versions, but the WAL still holds
+    the OLD versions (the erased faces) until a checkpoint copies the new ones over and
+    TRUNCATE empties it. If another process is mid-read, that cannot happen now: False, with a
+    warning (the next checkpoint, at the latest when the last connection closes, finishes it).
+    """
+    try:
+        if vacuum:
+            db.execute("VACUUM")
+        busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise GalleryError(f"cannot clean up gallery {path} after an erasure: {exc}") from exc
+        busy = 1
+    if busy:
+        _log.warning("gallery %s is in use by another connection: erased data stays in its -wal file until that "
+                     "connection lets go (it is overwritten at the next checkpoint)", path)
+    return not busy
 
 
 def _sniff(head: bytes) -> str:
@@ -161,14 +223,17 @@ def _read_meta(conn: sqlite3.Connection, path: Path) -> GalleryMeta | None:
         listed = ", ".join(sorted(tables)[:8]) or "none"
         raise GalleryFormatError(f"{path} is a SQLite database but not a facescope gallery (no facescope "
                                  f"application_id, found {app_id:#x}; tables: {listed})")
-    for table, needed in _REQUIRED.items():
+    if "meta" not in tables:
+        raise GalleryFormatError(f"{path} is a damaged gallery: table 'meta' is missing")
+    version = _schema_version(conn, path)
+    if version > SCHEMA_VERSION:
+        raise GalleryFormatError(f"{path} was written by a newer facescope (gallery schema v{version}; this "
+                                 f"version reads up to v{SCHEMA_VERSION}); upgrade facescope to open it")
+    required = {**_REQUIRED, **{t: c for t, c in audit.REQUIRED_COLUMNS.items() if version >= _REQUIRED_SINCE[t]}}
+    for table, needed in required.items():
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if not have:
             raise GalleryFormatError(f"{path} is a damaged gallery: table {table!r} is missing")
-        version = _schema_version(conn, path) if table == "meta" else SCHEMA_VERSION
-        if version > SCHEMA_VERSION:
-            raise GalleryFormatError(f"{path} was written by a newer facescope (gallery schema v{version}; this "
-                                     f"version reads up to v{SCHEMA_VERSION}); upgrade facescope to open it")
         if needed - have:
             raise GalleryFormatError(f"{path} is a damaged gallery: table {table!r} lacks columns "
                                      f"{sorted(needed - have)}")
@@ -193,6 +258,17 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
 
 
 @contextmanager
+def read_only(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection holding one snapshot (a read transaction) until the block ends."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("BEGIN")
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
 def write_transaction(db: Database) -> Iterator[Database]:
     """Run a block as ONE write transaction: commit on success, roll back on any exception.
 
@@ -209,6 +285,18 @@ def write_transaction(db: Database) -> Iterator[Database]:
         if "locked" in str(exc) or "busy" in str(exc):
             raise GalleryBusyError(f"the gallery is busy: another process kept it locked for "
                                    f"{BUSY_TIMEOUT_MS / 1000:g} s; try again") from exc
+        _raise_if_readonly(exc)
         raise
-    with db.conn:  # COMMIT on normal exit, ROLLBACK on any exception (KeyboardInterrupt included)
-        yield db
+    try:
+        with db.conn:  # COMMIT on normal exit, ROLLBACK on any exception (KeyboardInterrupt included)
+            yield db
+    except sqlite3.OperationalError as exc:
+        _raise_if_readonly(exc)
+        raise
+
+
+def _raise_if_readonly(exc: sqlite3.OperationalError) -> None:
+    # Every change also writes its audit entry, so a gallery we may only read refuses them all.
+    if getattr(exc, "sqlite_errorcode", None) is not None and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
+        raise GalleryError(f"the gallery is read-only here (file or folder permissions, read-only media): {exc}; "
+                           "nothing was changed") from exc

@@ -5,23 +5,34 @@ enrolment of K faces is all-or-nothing. The index is updated only after the comm
 cheapest exact edit (append, relabel, compact), never by reloading the whole gallery.
 One ``Gallery`` belongs to one thread (SQLite connection rule); its ``index`` may be
 searched from any thread.
+
+Every change appends an audit entry (``audit.py``) inside the change's transaction, tagged with the
+gallery's ``frontend``. Erasures (delete, delete_face, merge, rename, import --replace) then
+``scrub`` the file: with ``secure_delete`` on, a checkpoint + WAL truncation leaves none of
+the erased bytes in the .db, -wal or -shm.
 """
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from sqlite_utils import Database
 
-from . import transfer
-from .codec import blobs_to_matrix, check_enrolment, clean_name, embedding_to_blob, utc_now
-from .errors import (DuplicatePersonError, EmbedderMismatchError, GalleryError, GalleryFormatError,
-                     GalleryNotFoundError, UnknownFaceError)
+from . import audit, transfer
+from .codec import blobs_to_matrix, check_enrolment, clean_name, embedding_to_blob, name_key, utc_now
+from .errors import (
+    DuplicatePersonError,
+    EmbedderMismatchError,
+    GalleryError,
+    GalleryFormatError,
+    GalleryNotFoundError,
+    UnknownFaceError,
+)
 from .index import GalleryIndex
 from .reader import FaceInfo, GalleryReader, PersonInfo
-from .schema import GalleryMeta, connect, create_schema, probe, write_transaction
+from .schema import SCHEMA_VERSION, GalleryMeta, connect, create_schema, migrate, probe, scrub, write_transaction
 
 __all__ = ["FaceInfo", "Gallery", "PersonInfo"]
 
@@ -29,9 +40,11 @@ __all__ = ["FaceInfo", "Gallery", "PersonInfo"]
 class Gallery(GalleryReader):
     """A face gallery file. Create with ``Gallery.open`` (or ``open_for_reembed``); close or use ``with``."""
 
-    def __init__(self, db: Database, path: Path, embedder_id: str, dim: int, *, reembed_only: bool = False) -> None:
+    def __init__(self, db: Database, path: Path, embedder_id: str, dim: int, *, reembed_only: bool = False,
+                 frontend: str = "api") -> None:
         self._db: Database | None = db
         self._path = path
+        self._frontend = audit.check_frontend(frontend)
         self._embedder_id, self._dim = embedder_id, dim
         self._reembed_only = reembed_only
         self._index = GalleryIndex(dim)
@@ -40,8 +53,13 @@ class Gallery(GalleryReader):
 
     # ------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | Path, embedder_id: str, dim: int, *, create: bool = True) -> Gallery:
+    def open(cls, path: str | Path, embedder_id: str, dim: int, *, create: bool = True,
+             frontend: str | None = None) -> Gallery:
         """Open (or, with ``create``, start) the gallery at ``path`` for ``embedder_id``'s D-dim embeddings.
+
+        Missing folders are created 0700 and a new file 0600; an older schema is migrated.
+        ``frontend`` ("cli", "gui", "api"; default ``audit.default_frontend()``) is recorded in
+        the audit trail with every change made through this object.
 
         EmbedderMismatchError: the file was made by another embedder id or dim.
         GalleryFormatError: not a gallery / newer schema / damaged (the file is not modified).
@@ -51,17 +69,18 @@ class Gallery(GalleryReader):
             raise ValueError(f"embedder_id must be a non-empty string, got {embedder_id!r}")
         if int(dim) < 1:
             raise ValueError(f"embedding dimension must be >= 1, got {dim}")
-        return cls._open(Path(path), embedder_id, int(dim), create=create, reembed_only=False)
+        return cls._open(Path(path), embedder_id, int(dim), create=create, reembed_only=False, frontend=frontend)
 
     @classmethod
-    def open_for_reembed(cls, path: str | Path) -> Gallery:
+    def open_for_reembed(cls, path: str | Path, *, frontend: str | None = None) -> Gallery:
         """Open a gallery whatever its embedder, only to ``reembed`` it (or read/export it).
 
         Enrolling and importing are refused until ``reembed`` has switched the embedder,
         since the caller's embeddings would not be comparable with the stored ones.
         """
         meta = cls.inspect(path)
-        return cls._open(Path(path), meta.embedder_id, meta.embedding_dim, create=False, reembed_only=True)
+        return cls._open(Path(path), meta.embedder_id, meta.embedding_dim, create=False, reembed_only=True,
+                         frontend=frontend)
 
     @staticmethod
     def inspect(path: str | Path) -> GalleryMeta:
@@ -74,7 +93,9 @@ class Gallery(GalleryReader):
         return meta
 
     @classmethod
-    def _open(cls, path: Path, embedder_id: str, dim: int, *, create: bool, reembed_only: bool) -> Gallery:
+    def _open(cls, path: Path, embedder_id: str, dim: int, *, create: bool, reembed_only: bool,
+              frontend: str | None) -> Gallery:
+        frontend = audit.check_frontend(frontend or audit.default_frontend())
         meta = probe(path)
         if meta is None and not create:
             cls.inspect(path)  # raises the right "missing" / "empty" error
@@ -82,18 +103,20 @@ class Gallery(GalleryReader):
             raise EmbedderMismatchError(str(path), meta.embedder_id, meta.embedding_dim, embedder_id, dim)
         try:
             db = connect(path)
-        except sqlite3.Error as exc:
-            raise GalleryError(f"cannot open gallery {path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise GalleryError(f"cannot open gallery {path}: {getattr(exc, 'strerror', None) or exc}") from exc
         try:
             if meta is None:
                 with write_transaction(db):
                     if not db["meta"].exists():  # another process may have created it meanwhile
-                        create_schema(db, embedder_id, dim)
+                        create_schema(db, embedder_id, dim, frontend)
                 stored = db["meta"].get(1)
                 if (stored["embedder_id"], stored["embedding_dim"]) != (embedder_id, dim):
                     raise EmbedderMismatchError(str(path), stored["embedder_id"], stored["embedding_dim"],
                                                 embedder_id, dim)
-            return cls(db, path, embedder_id, dim, reembed_only=reembed_only)
+            if meta is not None and meta.schema_version < SCHEMA_VERSION:
+                migrate(db, path, frontend)
+            return cls(db, path, embedder_id, dim, reembed_only=reembed_only, frontend=frontend)
         except BaseException:
             db.close()
             raise
@@ -106,7 +129,7 @@ class Gallery(GalleryReader):
             rows = conn.execute("SELECT id, person_id, embedder_id, embedding FROM faces ORDER BY id").fetchall()
             names = dict(conn.execute("SELECT id, name FROM persons").fetchall())
             self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-        fids, pids, eids, blobs = zip(*rows) if rows else ((), (), (), ())
+        fids, pids, eids, blobs = zip(*rows, strict=True) if rows else ((), (), (), ())
         foreign = sorted(set(eids) - {self._embedder_id})
         if foreign:
             raise GalleryFormatError(f"{self._path} is damaged: some faces were embedded by {foreign} but the "
@@ -141,8 +164,9 @@ class Gallery(GalleryReader):
         with write_transaction(self.db) as db:
             if (clash := self._find_person(clean)) is not None:
                 raise DuplicatePersonError(f"a person named {clash['name']!r} already exists in {self._path}")
-            pid = db["persons"].insert({"name": clean, "name_key": clean.casefold(), "created_at": now,
+            pid = db["persons"].insert({"name": clean, "name_key": name_key(clean), "created_at": now,
                                         "updated_at": now}).last_pk
+            self._audit("add_person", pid)
         self._index.set_name(pid, clean)
         return int(pid)
 
@@ -161,7 +185,7 @@ class Gallery(GalleryReader):
         with write_transaction(self.db) as db:
             person = self._find_person(clean)
             if person is None:
-                pid = db["persons"].insert({"name": clean, "name_key": clean.casefold(), "created_at": now,
+                pid = db["persons"].insert({"name": clean, "name_key": name_key(clean), "created_at": now,
                                             "updated_at": now}).last_pk
             else:
                 pid = person["id"]
@@ -173,6 +197,7 @@ class Gallery(GalleryReader):
                                     "embedder_id": self._embedder_id, "crop_jpeg": batch.jpegs[i],
                                     "quality": batch.qualities[i], "source": batch.sources[i],
                                     "created_at": now, "updated_at": now} for i in range(k))
+            self._audit("enroll", pid, faces=k, new_person=person is None, first_face_id=first)
         if person is None:
             self._index.set_name(pid, clean)
         self._index.add(ids, np.full(k, pid), batch.embeddings)
@@ -187,8 +212,10 @@ class Gallery(GalleryReader):
             if clash is not None and clash["id"] != person["id"]:
                 raise DuplicatePersonError(f"cannot rename {person['name']!r} to {clean!r}: {clash['name']!r} "
                                            "already exists (merge_persons combines two people)")
-            db["persons"].update(person["id"], {"name": clean, "name_key": clean.casefold(), "updated_at": now})
+            db["persons"].update(person["id"], {"name": clean, "name_key": name_key(clean), "updated_at": now})
+            self._audit("rename", person["id"])
         self._index.set_name(person["id"], clean)
+        self.scrub()  # the old name is personal data too
 
     def merge_persons(self, src: str, dst: str) -> int:
         """Move all of ``src``'s faces to ``dst`` and delete ``src``; returns the faces moved."""
@@ -201,16 +228,24 @@ class Gallery(GalleryReader):
                                [d["id"], now, s["id"]]).rowcount
             db["persons"].update(d["id"], {"updated_at": now})
             db["persons"].delete(s["id"])
+            self._audit("merge", s["id"], into=d["id"], faces=moved)
         self._index.move_faces(s["id"], d["id"])
+        self.scrub()
         return moved
 
     def delete_person(self, name: str) -> int:
-        """Delete a person and (ON DELETE CASCADE) their faces; returns the faces deleted."""
+        """Delete (erase) a person and (ON DELETE CASCADE) their faces; returns the faces deleted.
+
+        Afterwards none of their embeddings, crops or name remain in the .db, -wal or -shm
+        (secure_delete + ``scrub``); the audit trail keeps only their id and the face count.
+        """
         with write_transaction(self.db) as db:
             person = self._person(name)
             count = db["faces"].count_where("person_id = ?", [person["id"]])
             db["persons"].delete(person["id"])
+            self._audit("delete_person", person["id"], faces=count)
         self._index.remove_person(person["id"])
+        self.scrub()
         return count
 
     def delete_face(self, face_id: int) -> None:
@@ -222,7 +257,28 @@ class Gallery(GalleryReader):
                 raise UnknownFaceError(f"no face with id {fid} in gallery {self._path}")
             db["faces"].delete(fid)
             db["persons"].update(row["person_id"], {"updated_at": utc_now()})
+            self._audit("delete_face", row["person_id"], face_id=fid)
         self._index.remove_faces([fid])
+        self.scrub()
+
+    def scrub(self) -> bool:
+        """Checkpoint and truncate the WAL so erased (zeroed) pages replace the old ones on disk.
+
+        Called after every erasure; False (with a warning) while another connection is reading.
+        """
+        return scrub(self.db, self._path)
+
+    def _audit(self, action: str, person_id: int | None = None, **details) -> None:
+        """Append an audit entry; only inside the write transaction of the change it records."""
+        audit.append(self.db.conn, action, self._frontend, person_id, **details)
+
+    def audit_entries(self) -> list[audit.AuditEntry]:
+        """The audit trail, oldest first."""
+        return audit.entries(self.db.conn)
+
+    def verify_audit(self) -> audit.Verification:
+        """Recompute the audit trail's hash chain (see ``audit.verify``)."""
+        return audit.verify(self.db.conn)
 
     # ------------------------------------------------- whole-gallery moves
     def export(self, path: str | Path, *, overwrite: bool = False) -> None:

@@ -6,14 +6,16 @@ the index only after the commit.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlite_utils import Database
+
+from engine.util.fsio import atomic_path
 
 from .codec import CROP_SHAPE, blobs_to_matrix, check_embeddings, decode_crop, embedding_to_blob, utc_now
 from .errors import EmbedderMismatchError, GalleryError, GalleryFormatError, MissingCropError
@@ -49,23 +51,26 @@ def export_gallery(gallery: Gallery, dst: Path, *, overwrite: bool) -> None:
         raise GalleryError(f"cannot export gallery {gallery.path} onto itself")
     if dst.exists() and not overwrite:
         raise GalleryError(f"{dst} already exists (pass overwrite=True to replace it)")
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
-    try:
-        target = sqlite3.connect(str(tmp))
+    # Recorded first, so the copy carries the record of its own making (an export that then
+    # fails leaves an entry too: the trail errs on the side of recording).
+    with write_transaction(gallery.db) as db:
+        counts = db.execute("SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM faces)").fetchone()
+        gallery._audit("export", persons=counts[0], faces=counts[1])
+    # private: an export holds faces and embeddings (biometric data), readable by its owner only
+    with atomic_path(dst, private=True) as tmp:
         try:
-            gallery.db.conn.backup(target)
-            target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            mode = target.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
-            if mode.lower() != "delete":
-                raise GalleryError(f"could not finalise export {dst}: journal mode stayed {mode!r}")
+            target = sqlite3.connect(str(tmp))
+            try:
+                gallery.db.conn.backup(target)
+                target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                mode = target.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+                if mode.lower() != "delete":
+                    raise GalleryError(f"could not finalise export {dst}: journal mode stayed {mode!r}")
+            finally:
+                target.close()
         finally:
-            target.close()
-        with open(tmp, "rb+") as f:  # durable before it becomes visible under its real name
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-            leftover.unlink(missing_ok=True)
+            for leftover in (Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                leftover.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ import
@@ -109,19 +114,24 @@ def import_gallery(gallery: Gallery, src_path: Path, mode: str) -> ImportSummary
                 names[person_map[p["id"]]] = p["name"]
                 created += 1
             next_id = next_face_id(db)
+            first_face_id = next_id
             for rows in _batches(src, gallery.embedder_id):
                 emb = _check_source_embeddings(src_path, rows, gallery.dim)
                 ids = [r["id"] for r in rows] if mode == "replace" else list(range(next_id, next_id + len(rows)))
                 next_id += len(rows)
-                for r, fid in zip(rows, ids):
+                for r, fid in zip(rows, ids, strict=True):
                     r["id"], r["person_id"] = fid, person_map[r["person_id"]]
                 db["faces"].insert_all(rows)
                 new_ids.append(np.array(ids, np.int64))
                 new_pids.append(np.array([r["person_id"] for r in rows], np.int64))
                 new_emb.append(emb)
                 added += len(rows)
+            gallery._audit("import", mode=mode, persons_created=created, persons_merged=merged, faces_added=added,
+                           first_face_id=first_face_id if mode == "merge" and added else None)
     finally:
         src.close()
+    if mode == "replace":
+        gallery.scrub()  # the replaced persons are erased
     fids, pids = np.concatenate(new_ids or [np.zeros(0, np.int64)]), np.concatenate(new_pids or [np.zeros(0, np.int64)])
     emb = np.concatenate(new_emb) if new_emb else np.zeros((0, gallery.dim), np.float32)
     if mode == "replace":
@@ -196,6 +206,8 @@ def reembed_gallery(gallery: Gallery, embed_fn: Callable[[np.ndarray], np.ndarra
         db.conn.executemany("UPDATE faces SET embedding = ?, embedder_id = ?, updated_at = ? WHERE id = ?",
                             ((embedding_to_blob(out[i]), new_embedder_id, now, int(fid)) for i, fid in enumerate(fids)))
         db["meta"].update(1, {"embedder_id": new_embedder_id, "embedding_dim": new_dim, "updated_at": now})
+        gallery._audit("reembed", faces=len(fids), from_embedder=gallery.embedder_id, to_embedder=new_embedder_id,
+                       dim=new_dim)
         names = dict(db.execute("SELECT id, name FROM persons").fetchall())
     gallery._embedder_id, gallery._dim = new_embedder_id, new_dim
     gallery.index.reset(new_dim, fids, pids, out, names)

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.boxes import iou_matrix
 from engine.errors import ImageError
 from engine.landmarks.ibug import N_POINTS
-from engine.track.bytetrack import iou_matrix
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from engine.util.imagefiles import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

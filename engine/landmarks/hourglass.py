@@ -45,7 +45,7 @@ class HourglassLandmarker:
         self.mean = np.asarray(card.mean, np.float32)
         self.std = np.asarray(card.std, np.float32)
         self.rgb = card.color_order == "RGB"
-        self.session = create_session(prepared_model_path(card), runtime)
+        self.session = create_session(prepared_model_path(card), runtime, card=card)
         self.input_name = self.session.input_names[0]
 
     def crops(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +102,7 @@ class HourglassLandmarker:
     @staticmethod
     def _to_image(pts: np.ndarray, ms: np.ndarray) -> np.ndarray:
         """(N, 68, 2) crop px -> image px through each crop's inverse affine."""
-        return np.stack([apply(invert(m), p) for m, p in zip(ms, pts)]).astype(np.float32)
+        return np.stack([apply(invert(m), p) for m, p in zip(ms, pts, strict=True)]).astype(np.float32)
 
     def __call__(self, image: np.ndarray, faces: Faces) -> Faces:
         if len(faces) == 0:
@@ -110,7 +110,7 @@ class HourglassLandmarker:
                                  sharpness=np.zeros(0, np.float32))
         lm, sharp = self.predict(image, faces.boxes)
         changes = dict(landmarks=lm, poses=head_pose(lm, image.shape), sharpness=sharp)
-        if faces.keypoints is None or faces.keypoints.shape[1] != 5 or self.config.align == "landmarks":
+        if self.config.uses_landmark_points(faces.keypoints):
             changes["keypoints"] = five_points(lm)
         return faces.replace(**changes)
 

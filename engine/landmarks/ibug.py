@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 N_POINTS = 68
-JAW = slice(0, 17)
 EYE_IMAGE_LEFT = slice(36, 42)    # person's right eye
 EYE_IMAGE_RIGHT = slice(42, 48)   # person's left eye
 OUTER_EYE_CORNERS = (36, 45)      # NME normaliser ("inter-ocular", outer corners)

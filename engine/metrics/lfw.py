@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.util.imagefiles import IMAGE_SUFFIXES, is_image_path
+
 IMAGE_DIR_NAMES = ("lfw-deepfunneled", "lfw", "lfw_funneled")
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,12 @@ class Pair:
     fold: int
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-
-
 def _has_person_folders(directory: Path) -> bool:
     """True when ``directory`` holds at least one sub-folder containing an image file."""
     for sub in directory.iterdir():
-        if sub.is_dir() and not sub.name.startswith("."):
-            if any(_is_image(f) and f.is_file() for f in sub.iterdir()):
-                return True
+        if (sub.is_dir() and not sub.name.startswith(".")
+                and any(is_image_path(f) and f.is_file() for f in sub.iterdir())):
+            return True
     return False
 
 
@@ -160,7 +157,7 @@ def list_identity_folder(root: str | Path) -> tuple[list[Path], np.ndarray, list
 
     Returns ``(paths, labels, names)``: ``paths`` sorted by folder then file name, ``labels``
     an int64 array (N,) with ``names[labels[i]]`` the folder of ``paths[i]``. Only files with
-    extensions jpg/jpeg/png/bmp/webp (any case) count; hidden entries, files directly in
+    an image suffix (:data:`engine.util.imagefiles.IMAGE_SUFFIXES`, any case) count; hidden entries, files directly in
     ``root`` and folders without images are ignored (so every name has >= 1 image).
     Raises FileNotFoundError when ``root`` is missing or holds no images.
     """
@@ -171,7 +168,7 @@ def list_identity_folder(root: str | Path) -> tuple[list[Path], np.ndarray, list
     labels: list[int] = []
     names: list[str] = []
     for sub in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        images = sorted(f for f in sub.iterdir() if _is_image(f) and f.is_file())
+        images = sorted(f for f in sub.iterdir() if is_image_path(f) and f.is_file())
         if not images:
             continue
         label = len(names)
@@ -181,5 +178,5 @@ def list_identity_folder(root: str | Path) -> tuple[list[Path], np.ndarray, list
     if not paths:
         raise FileNotFoundError(
             f"no images in {root}: expected <Name>/ folders holding "
-            f"{'/'.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))} files")
+            f"{'/'.join(e[1:] for e in IMAGE_SUFFIXES)} files")
     return paths, np.asarray(labels, dtype=np.int64), names

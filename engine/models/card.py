@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelError
+from engine.resources import models_dir
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources" / "models"
+RESOURCES = models_dir()  # resources/models of a checkout, or the installed facescope_resources
 FAMILIES = ("detector", "embedder", "landmarks")
 QUANTIZATIONS = ("fp32", "fp16", "int8-block")
 COLOR_ORDERS = ("BGR", "RGB")
@@ -157,6 +158,9 @@ def load_card(path: str | Path) -> ModelCard:
 
 def shipped_cards(root: Path = RESOURCES) -> dict[str, ModelCard]:
     """All cards under ``resources/models`` keyed by name."""
+    if not root.is_dir():
+        raise ModelError(f"the shipped models folder {root} is missing; reinstall facescope "
+                         f"(pip install --force-reinstall facescope) or set FACESCOPE_RESOURCES")
     cards = {}
     for card_path in sorted(root.glob("*/card.json")):
         card = load_card(card_path)

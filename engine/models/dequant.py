@@ -27,7 +27,8 @@ def _block_expand(param: np.ndarray, shape: tuple[int, ...], axis: int, block_si
     return param.reshape(view)
 
 
-def dequantize_value(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int, block_size: int) -> np.ndarray:
+def dequantize_value(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int,
+                     block_size: int) -> np.ndarray:
     """ONNX DequantizeLinear semantics: ``(q - zero_point) * scale`` in float32."""
     axis = axis % max(q.ndim, 1)
     s = _block_expand(scale.astype(np.float32), q.shape, axis, block_size)

@@ -8,7 +8,6 @@ Writes are atomic (temp file + rename), so a crash never leaves a half-written m
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import onnx
@@ -16,6 +15,7 @@ import onnx
 from engine.errors import ModelError
 from engine.models.card import ModelCard
 from engine.models.dequant import dequantize_model, set_dynamic_dims
+from engine.util.fsio import atomic_write_bytes
 
 PREPARE_VERSION = 1
 
@@ -39,7 +39,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     """Parse an ONNX file, turning parser failures into a clear ModelError."""
     try:
         model = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for junk files
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... for junk files
         raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     if not model.graph.node:
         raise ModelError(f"{path} is not a readable ONNX model (empty graph)")
@@ -65,13 +65,4 @@ def prepared_model_path(card: ModelCard, cache: Path | None = None) -> Path:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise ModelError(f"dequantized {card.name} failed the ONNX checker: {exc}") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_bytes(target, model.SerializeToString())

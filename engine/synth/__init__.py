@@ -5,6 +5,6 @@
 Test and benchmark tooling only: it needs the LFW images (``../shared``) and ships no data.
 """
 from engine.synth.clip import ClipInfo, make_clip
-from engine.synth.truth import iou_matrix, load_truth, match_truth
+from engine.synth.truth import load_truth, match_truth
 
-__all__ = ["ClipInfo", "iou_matrix", "load_truth", "make_clip", "match_truth"]
+__all__ = ["ClipInfo", "load_truth", "make_clip", "match_truth"]

@@ -259,7 +259,8 @@ def make_clip(out_path: Path, lfw_dir: Path, *, faces: int = 6, frames: int = 30
     finally:
         writer.release()
     cap = cv2.VideoCapture(str(out_path))
-    got = tuple(int(cap.get(k)) for k in (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+    props = (cv2.CAP_PROP_FRAME_COUNT, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT)
+    got = tuple(int(cap.get(k)) for k in props)
     cap.release()
     if got != (frames, w, h):
         raise RuntimeError(f"{out_path}: wrote {frames} frames of {w}x{h}, reads back as {got}")

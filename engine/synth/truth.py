@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.boxes import iou_matrix
+
 TRUTH_VERSION = 1
 FACE_BOX = (79.0, 66.0, 174.0, 190.0)  # mean YuNet box on 300 LFW deep-funneled 250x250 images
 OCCLUDED = 0.5  # occluded_fraction from which a face counts as occluded
@@ -77,7 +79,7 @@ def frame_objects(people: list[dict], drawn: list, w: int, h: int) -> list[dict]
     """Truth objects of one frame. ``drawn[i]`` = (face box xyxy, (x0, y0, opaque mask) or None) of
     sprite i, in draw order: a face is covered where any later sprite's mask is set."""
     objs = []
-    for i, (person, (box, _)) in enumerate(zip(people, drawn)):
+    for i, (person, (box, _)) in enumerate(zip(people, drawn, strict=True)):
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         full = max(0, x1 - x0) * max(0, y1 - y0)
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
@@ -99,18 +101,6 @@ def frame_objects(people: list[dict], drawn: list, w: int, h: int) -> list[dict]
                      "visible_fraction": round(cover.size / full - covered, 4),
                      "occluded_fraction": round(covered, 4), "occluded": covered >= OCCLUDED})
     return objs
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every xyxy box in ``a`` (N, 4) against every box in ``b`` (M, 4) -> (N, M)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def match_truth(pred_boxes, truth_frame: list[dict], iou_threshold: float = 0.3,

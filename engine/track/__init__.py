@@ -7,7 +7,8 @@ face_quality(faces, image.shape), t, book.decided(faces.track_ids))`` -> embed a
 ``book.apply(faces)``; ``book.forget`` / ``policy.forget`` the ids that left
 ``tracker.track_ids()``.
 """
-from engine.track.bytetrack import Track, Tracker, TrackerConfig, TrackState, iou_matrix, linear_assignment
+from engine.boxes import iou_matrix
+from engine.track.bytetrack import Track, Tracker, TrackerConfig, TrackState, linear_assignment
 from engine.track.identity import IdentityBook, IdentityConfig, Vote
 from engine.track.kalman import KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from engine.track.policy import EmbedPolicy, PolicyConfig, face_quality

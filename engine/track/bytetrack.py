@@ -47,9 +47,10 @@ from enum import Enum
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from engine.config import _check
+from engine.boxes import iou_matrix
 from engine.records import Faces
 from engine.track.kalman import KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
+from engine.util.check import check
 
 UNTRACKED = -1
 
@@ -97,15 +98,15 @@ class TrackerConfig:
         for key in ("high_thresh", "low_thresh", "new_track_thresh", "match_iou", "low_match_iou",
                     "tentative_match_iou", "lost_buffer"):
             value = getattr(self, key)
-            _check(0.0 <= value <= 1.0, f"tracker {key} must be in [0, 1], got {value}")
-        _check(self.low_thresh <= self.high_thresh,
+            check(0.0 <= value <= 1.0, f"tracker {key} must be in [0, 1], got {value}")
+        check(self.low_thresh <= self.high_thresh,
                f"tracker low_thresh ({self.low_thresh}) must be <= high_thresh ({self.high_thresh})")
-        _check(self.new_track_thresh >= self.high_thresh,
+        check(self.new_track_thresh >= self.high_thresh,
                f"tracker new_track_thresh ({self.new_track_thresh}) must be >= high_thresh ({self.high_thresh})")
-        _check(self.min_hits >= 1, f"tracker min_hits must be >= 1, got {self.min_hits}")
-        _check(math.isfinite(self.max_age_s) and self.max_age_s >= 0,
+        check(self.min_hits >= 1, f"tracker min_hits must be >= 1, got {self.min_hits}")
+        check(math.isfinite(self.max_age_s) and self.max_age_s >= 0,
                f"tracker max_age_s must be finite and >= 0, got {self.max_age_s}")
-        _check(math.isfinite(self.frame_dt) and self.frame_dt > 0,
+        check(math.isfinite(self.frame_dt) and self.frame_dt > 0,
                f"tracker frame_dt must be finite and > 0, got {self.frame_dt}")
 
 
@@ -120,11 +121,10 @@ class Track:
 
     ``box``: the Kalman estimate (xyxy px) at the latest frame -- for a lost track, where the
     face is predicted to be. ``det_box``/``score``/``keypoints``: the last matched detection.
-    ``hits``: matched frames; ``start_time``/``last_seen``: timestamps (s).
+    ``hits``: matched frames; ``last_seen``: timestamp (s) of the last match.
     """
 
-    __slots__ = ("track_id", "state", "mean", "covariance", "det_box", "score", "keypoints", "hits",
-                 "start_time", "last_seen")
+    __slots__ = ("track_id", "state", "mean", "covariance", "det_box", "score", "keypoints", "hits", "last_seen")
 
     def __init__(self, mean: np.ndarray, covariance: np.ndarray, det_box: np.ndarray, score: float,
                  keypoints: np.ndarray | None, timestamp: float) -> None:
@@ -133,7 +133,7 @@ class Track:
         self.mean, self.covariance = mean, covariance
         self.det_box, self.score, self.keypoints = det_box, score, keypoints
         self.hits = 1
-        self.start_time = self.last_seen = timestamp
+        self.last_seen = timestamp
 
     @property
     def box(self) -> np.ndarray:
@@ -147,23 +147,6 @@ class Track:
         x1, y1, x2, y2 = self.box
         return (f"Track(id={self.track_id}, {self.state.value}, box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}), "
                 f"hits={self.hits}, last_seen={self.last_seen:.3f})")
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4), by broadcasting.
-
-    Degenerate boxes (zero area) have IoU 0 with everything, including themselves.
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def linear_assignment(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,9 +208,9 @@ class Tracker:
         """
         cfg = self.config
         ts = float(timestamp)
-        _check(math.isfinite(ts), f"tracker timestamp must be finite, got {timestamp}")
+        check(math.isfinite(ts), f"tracker timestamp must be finite, got {timestamp}")
         if self._last_ts is not None:
-            _check(ts >= self._last_ts, f"tracker timestamps must not decrease ({ts} after {self._last_ts})")
+            check(ts >= self._last_ts, f"tracker timestamps must not decrease ({ts} after {self._last_ts})")
         dt = 1.0 if self._last_ts is None else (ts - self._last_ts) / cfg.frame_dt
         self._last_ts = ts
         self._frames += 1
@@ -304,7 +287,7 @@ class Tracker:
         lost = np.array([t.state is TrackState.LOST for t in self._tracks])
         means[lost, 7] = 0.0  # a lost face keeps moving but stops changing size (ByteTrack)
         means, covs = self.kf.predict(means, covs, dt)
-        for t, m, c in zip(self._tracks, means, covs):
+        for t, m, c in zip(self._tracks, means, covs, strict=True):
             t.mean, t.covariance = m, c
 
     def _associate(self, tracks: list[Track], det_boxes: np.ndarray, det_scores: np.ndarray | None,
@@ -326,7 +309,7 @@ class Tracker:
         means = np.stack([t.mean for t in tracks])
         covs = np.stack([t.covariance for t in tracks])
         means, covs = self.kf.update(means, covs, xyxy_to_xyah(faces.boxes[dets]))
-        for t, d, m, c in zip(tracks, dets, means, covs):
+        for t, d, m, c in zip(tracks, dets, means, covs, strict=True):
             t.mean, t.covariance = m, c
             t.det_box = faces.boxes[d].copy()
             t.score = float(faces.scores[d])

@@ -1,7 +1,9 @@
 """Per-track identity voting: a stable name per track from a stream of noisy gallery matches.
 
 Every time a track's face is embedded and matched, :meth:`IdentityBook.vote` records a vote
-``(person_id or -1, similarity, quality)``. Votes live in a sliding window (the last
+``(person_id or NO_ID, similarity, quality)``. The book stores person ids only: names are
+looked up from the gallery when a result is labelled (:meth:`IdentityBook.apply`), so a rename
+or a delete shows on the next frame. Votes live in a sliding window (the last
 ``window`` votes of the track) and their weights decay exponentially with age (half-life
 ``half_life_s``), so old evidence fades and a name can change after sustained contrary
 evidence. A vote for a person weighs ``similarity * quality``. An *unknown* vote (best match
@@ -28,13 +30,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from engine.config import _check
-from engine.records import UNKNOWN, Faces
+from engine.records import NO_ID, Faces
 
 
 @dataclass(frozen=True)
@@ -73,19 +75,17 @@ class IdentityConfig:
 @dataclass(frozen=True)
 class Vote:
     person_id: int
-    name: str | None
     similarity: float
     weight: float
     timestamp: float
 
 
 class _TrackVotes:
-    __slots__ = ("votes", "person_id", "name", "similarity", "last_similarity", "settled_unknown", "latest")
+    __slots__ = ("votes", "person_id", "similarity", "last_similarity", "settled_unknown", "latest")
 
     def __init__(self, window: int) -> None:
         self.votes: deque[Vote] = deque(maxlen=window)
-        self.person_id = UNKNOWN
-        self.name: str | None = None
+        self.person_id = NO_ID
         self.similarity = float("nan")       # weighted mean similarity of the votes for the name
         self.last_similarity = float("nan")  # of the latest vote, shown while unknown
         self.settled_unknown = False
@@ -105,11 +105,11 @@ class IdentityBook:
     def __contains__(self, track_id: object) -> bool:
         return track_id in self._tracks
 
-    def vote(self, track_id: int, person_id: int, name: str | None, similarity: float, quality: float,
-             timestamp: float) -> tuple[int, str | None, float]:
+    def vote(self, track_id: int, person_id: int, similarity: float, quality: float,
+             timestamp: float) -> tuple[int, float]:
         """Record one gallery match of the track's face; returns the track's label after it.
 
-        ``person_id`` < 0 (or ``name`` None with a negative id) is an unknown vote;
+        ``person_id`` < 0 (``NO_ID``) is an unknown vote;
         ``similarity`` may be NaN for an unknown vote (empty gallery); ``quality`` in [0, 1].
         """
         cfg = self.config
@@ -118,7 +118,7 @@ class IdentityBook:
         _check(0.0 <= quality <= 1.0, f"identity vote quality must be in [0, 1], got {quality}")
         sim = float(similarity)
         if person_id < 0:
-            person_id, name = UNKNOWN, None
+            person_id = NO_ID
             weight = cfg.unknown_weight * quality
         else:
             _check(math.isfinite(sim), f"identity vote for person {person_id} needs a finite similarity")
@@ -127,15 +127,25 @@ class IdentityBook:
         if state is None:
             state = self._tracks[track_id] = _TrackVotes(cfg.window)
         state.latest = max(state.latest, float(timestamp))
-        state.votes.append(Vote(person_id, name, sim, weight, float(timestamp)))
+        state.votes.append(Vote(person_id, sim, weight, float(timestamp)))
         state.last_similarity = sim
         self._decide(state)
         return self._label(state)
 
-    def label(self, track_id: int) -> tuple[int, str | None, float]:
-        """``(person_id, name, similarity)``; ``(-1, None, sim of the latest vote or NaN)`` while unknown."""
+    def label(self, track_id: int) -> tuple[int, float]:
+        """``(person_id, similarity)``; ``(NO_ID, sim of the latest vote or NaN)`` while unknown."""
         state = self._tracks.get(int(track_id))
-        return (UNKNOWN, None, float("nan")) if state is None else self._label(state)
+        return (NO_ID, float("nan")) if state is None else self._label(state)
+
+    def assign(self, track_id: int, person_id: int, similarity: float, quality: float, timestamp: float) -> None:
+        """Give the track a person now (an enrolment of this very track): its earlier votes are
+        dropped, since unknown votes must not outweigh the identity the user just gave it."""
+        self.forget([track_id])
+        self.vote(track_id, person_id, similarity, quality, timestamp)
+        state = self._tracks[int(track_id)]
+        if person_id != NO_ID:
+            state.person_id = int(person_id)  # attach even where min_votes asks for more votes
+            state.similarity = float(similarity)
 
     def decided(self, track_ids: Iterable[int]) -> np.ndarray:
         """(N,) bool: the track's label is backed by its latest vote (see module docstring)."""
@@ -147,13 +157,8 @@ class IdentityBook:
             elif s.person_id >= 0:
                 out.append(s.votes[-1].person_id == s.person_id)
             else:
-                out.append(s.settled_unknown and s.votes[-1].person_id == UNKNOWN)
+                out.append(s.settled_unknown and s.votes[-1].person_id == NO_ID)
         return np.array(out, bool)
-
-    def votes(self, track_id: int) -> tuple[Vote, ...]:
-        """The track's votes in its window, oldest first (introspection)."""
-        state = self._tracks.get(int(track_id))
-        return () if state is None else tuple(state.votes)
 
     def forget(self, track_ids: Iterable[int]) -> None:
         """Drop removed tracks."""
@@ -163,41 +168,45 @@ class IdentityBook:
     def reset(self) -> None:
         self._tracks.clear()
 
-    def apply(self, faces: Faces) -> Faces:
+    def apply(self, faces: Faces, names_of: Callable[[Sequence[int]], list[str | None]] | None = None) -> Faces:
         """Fill identities/names/similarities of every tracked face (track id >= 0) from the
-        book; untracked faces keep their values."""
+        book; untracked faces keep their values. ``names_of(person_ids) -> names`` is the
+        gallery's current names (``GalleryIndex.names_of``); a person it no longer knows
+        (deleted) is shown as unknown (``NO_ID``, None). Without it every name is None."""
         if len(faces) == 0:
             return faces
         ids = faces.identities.copy()
         sims = faces.similarities.copy()
         names = list(faces.names)
-        for k, t in enumerate(faces.track_ids):
-            if t < 0:
-                continue
-            ids[k], names[k], sims[k] = self.label(int(t))
+        tracked = [k for k, t in enumerate(faces.track_ids) if t >= 0]
+        for k in tracked:
+            ids[k], sims[k] = self.label(int(faces.track_ids[k]))
+        looked = names_of([int(ids[k]) for k in tracked]) if names_of is not None else [None] * len(tracked)
+        for k, name in zip(tracked, looked, strict=True):
+            names[k] = name
+            if name is None:
+                ids[k] = NO_ID  # unknown, or a person deleted from the gallery since the votes
         return faces.replace(identities=ids, names=tuple(names), similarities=sims)
 
     # -- internals ------------------------------------------------------------------------------
 
     @staticmethod
-    def _label(state: _TrackVotes) -> tuple[int, str | None, float]:
+    def _label(state: _TrackVotes) -> tuple[int, float]:
         if state.person_id >= 0:
-            return state.person_id, state.name, state.similarity
-        return UNKNOWN, None, state.last_similarity
+            return state.person_id, state.similarity
+        return NO_ID, state.last_similarity
 
     def _decide(self, state: _TrackVotes) -> None:
         cfg = self.config
         weight: dict[int, float] = {}
         count: dict[int, int] = {}
         wsim: dict[int, float] = {}
-        names: dict[int, str | None] = {}
         for v in state.votes:
             w = v.weight * 0.5 ** (max(state.latest - v.timestamp, 0.0) / cfg.half_life_s)
             weight[v.person_id] = weight.get(v.person_id, 0.0) + w
             count[v.person_id] = count.get(v.person_id, 0) + 1
             if v.person_id >= 0:
                 wsim[v.person_id] = wsim.get(v.person_id, 0.0) + w * v.similarity
-                names[v.person_id] = v.name  # the latest name given for the id
         total = sum(weight.values())
 
         def dominates(pid: int) -> bool:
@@ -209,7 +218,7 @@ class IdentityBook:
         leader = max(reversed(persons), key=lambda p: weight[p], default=None)
         current = state.person_id
         if leader is not None and leader != current and dominates(leader):
-            state.person_id, state.name = leader, names[leader]          # attach or switch
+            state.person_id = leader                                      # attach or switch
         elif current >= 0:
             streak = 0
             for v in reversed(state.votes):
@@ -218,11 +227,9 @@ class IdentityBook:
                 streak += 1
             w_cur = weight.get(current, 0.0)
             if streak >= cfg.release_votes and w_cur <= total - w_cur:
-                state.person_id, state.name = UNKNOWN, None              # release
+                state.person_id = NO_ID                                   # release
         if state.person_id >= 0:
             w = weight.get(state.person_id, 0.0)
             if w > 0:
                 state.similarity = wsim[state.person_id] / w
-            if names.get(state.person_id) is not None:
-                state.name = names[state.person_id]  # a renamed person (gallery edit) shows the new name
-        state.settled_unknown = state.person_id < 0 and dominates(UNKNOWN)
+        state.settled_unknown = state.person_id < 0 and dominates(NO_ID)

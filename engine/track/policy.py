@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.config import _check
 from engine.records import Faces
+from engine.util.check import check
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,11 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         for key in ("refresh_s", "undecided_refresh_s"):
             value = getattr(self, key)
-            _check(math.isfinite(value) and value >= 0, f"policy {key} must be finite and >= 0, got {value}")
-        _check(0.0 < self.quality_gain <= 1.0, f"policy quality_gain must be in (0, 1], got {self.quality_gain}")
-        _check(self.max_per_frame is None or self.max_per_frame >= 1,
+            check(math.isfinite(value) and value >= 0, f"policy {key} must be finite and >= 0, got {value}")
+        check(0.0 < self.quality_gain <= 1.0, f"policy quality_gain must be in (0, 1], got {self.quality_gain}")
+        check(self.max_per_frame is None or self.max_per_frame >= 1,
                f"policy max_per_frame must be >= 1 or None, got {self.max_per_frame}")
-        _check(0.0 <= self.min_quality <= 1.0, f"policy min_quality must be in [0, 1], got {self.min_quality}")
+        check(0.0 <= self.min_quality <= 1.0, f"policy min_quality must be in [0, 1], got {self.min_quality}")
 
 
 @dataclass
@@ -84,9 +84,9 @@ class EmbedPolicy:
         cfg = self.config
         n = len(faces)
         q = np.asarray(qualities, np.float64).reshape(-1)
-        _check(len(q) == n, f"policy: {len(q)} qualities for {n} faces")
+        check(len(q) == n, f"policy: {len(q)} qualities for {n} faces")
         decided = (faces.identities >= 0) if decided is None else np.asarray(decided, bool).reshape(-1)
-        _check(len(decided) == n, f"policy: {len(decided)} decided flags for {n} faces")
+        check(len(decided) == n, f"policy: {len(decided)} decided flags for {n} faces")
         ts = float(timestamp)
         tids = faces.track_ids
         klass = np.full(n, -1)
@@ -103,10 +103,7 @@ class EmbedPolicy:
                 continue
             last[k] = state.last
             age = ts - state.last
-            if not decided[k]:
-                due = age >= cfg.undecided_refresh_s
-            else:
-                due = age >= cfg.refresh_s
+            due = age >= (cfg.refresh_s if decided[k] else cfg.undecided_refresh_s)
             if due or q[k] >= state.best + cfg.quality_gain - 1e-9:
                 klass[k] = OTHER if decided[k] else UNDECIDED
         cand = np.flatnonzero(klass >= 0)
@@ -129,7 +126,7 @@ class EmbedPolicy:
     def mark_embedded(self, track_ids: Iterable[int], qualities: Iterable[float], timestamp: float) -> None:
         """Record that these tracks were embedded at ``timestamp`` with these qualities."""
         ts = float(timestamp)
-        for t, q in zip(np.asarray(track_ids).reshape(-1), np.asarray(qualities, np.float64).reshape(-1)):
+        for t, q in zip(np.asarray(track_ids).reshape(-1), np.asarray(qualities, np.float64).reshape(-1), strict=True):
             t = int(t)
             if t < 0:
                 continue
@@ -156,13 +153,14 @@ class EmbedPolicy:
 def face_quality(faces: Faces, frame_shape: tuple[int, ...], *, min_size: float = 16.0,
                  good_size: float = 80.0, yaw_ok: float = 30.0, yaw_max: float = 60.0,
                  pitch_ok: float = 20.0, pitch_max: float = 45.0) -> np.ndarray:
-    """(N,) float32 in [0, 1]: how good a face is for recognition, as a product of
+    """(N,) float32 in [0, 1]: how good each face is for recognition.
+
+    The product of
 
     * the detector score (clipped to [0, 1]);
     * size: the box's shorter side, 0 at ``min_size`` px, 1 from ``good_size`` px up, log-linear
       between (the embedder works on 112 px crops; small faces lose identity detail first);
-    * border: the fraction of the box inside the frame (a face cut by the border aligns badly).
-
+    * border: the fraction of the box inside the frame (a face cut by the border aligns badly);
     * pose, when ``faces.poses`` is set (68-point landmarks): 1 up to ``yaw_ok`` degrees of
       yaw, falling linearly to 0 at ``yaw_max`` (a profile gives a poor embedding), and the
       same for pitch with ``pitch_ok``/``pitch_max``;
@@ -175,9 +173,9 @@ def face_quality(faces: Faces, frame_shape: tuple[int, ...], *, min_size: float 
     n = len(faces)
     if n == 0:
         return np.zeros(0, np.float32)
-    _check(len(frame_shape) >= 2 and frame_shape[0] > 0 and frame_shape[1] > 0,
+    check(len(frame_shape) >= 2 and frame_shape[0] > 0 and frame_shape[1] > 0,
            f"face_quality: bad frame shape {frame_shape}")
-    _check(0 < min_size < good_size, f"face_quality: need 0 < min_size < good_size, got {min_size}, {good_size}")
+    check(0 < min_size < good_size, f"face_quality: need 0 < min_size < good_size, got {min_size}, {good_size}")
     h, w = float(frame_shape[0]), float(frame_shape[1])
     b = faces.boxes.astype(np.float64)
     bw = np.clip(b[:, 2] - b[:, 0], 0, None)
@@ -192,7 +190,8 @@ def face_quality(faces: Faces, frame_shape: tuple[int, ...], *, min_size: float 
     q = score * size * np.clip(inside, 0.0, 1.0)
     if faces.poses is not None:
         yaw, pitch = np.abs(faces.poses[:, 0].astype(np.float64)), np.abs(faces.poses[:, 1].astype(np.float64))
-        pose = np.clip((yaw_max - yaw) / (yaw_max - yaw_ok), 0, 1) * np.clip((pitch_max - pitch) / (pitch_max - pitch_ok), 0, 1)
+        pose = (np.clip((yaw_max - yaw) / (yaw_max - yaw_ok), 0, 1)
+                * np.clip((pitch_max - pitch) / (pitch_max - pitch_ok), 0, 1))
         q = q * np.where(np.isfinite(pose), pose, 1.0)
     if faces.sharpness is not None:
         q = q * (0.5 + 0.5 * np.clip(faces.sharpness.astype(np.float64), 0, 1))

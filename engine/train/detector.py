@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.config import _check
 from engine.train.yolo_data import YoloDataConfig
+from engine.util.check import check
 
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -36,8 +36,8 @@ class DetectorTrainConfig:
     data: YoloDataConfig = field(default_factory=YoloDataConfig)
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1 and self.batch >= 2, "epochs >= 1 and batch >= 2")
-        _check(self.imgsz % 32 == 0 and self.export_size % 32 == 0, "imgsz and export_size must be multiples of 32")
+        check(self.epochs >= 1 and self.batch >= 2, "epochs >= 1 and batch >= 2")
+        check(self.imgsz % 32 == 0 and self.export_size % 32 == 0, "imgsz and export_size must be multiples of 32")
 
 
 def _offline_ultralytics(workdir: Path) -> None:

@@ -1,7 +1,6 @@
 """YOLO ``.pt`` -> ONNX (dynamic H, W) + model card, with a parity check against ultralytics."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from engine.errors import ModelError
 from engine.models.card import load_card, sha256_file
+from engine.util.fsio import atomic_write_json
 
 
 def export_yolo(weights: str | Path, out: str | Path, name: str = "yolo11p-face", export_size: int = 640,
@@ -19,9 +19,9 @@ def export_yolo(weights: str | Path, out: str | Path, name: str = "yolo11p-face"
     anchors)``, boxes as cx, cy, w, h in input pixels, sigmoid scores), letterbox padding value
     (114, centred), RGB order and 0-1 scaling.
     """
-    from ultralytics import YOLO
-
     import tempfile
+
+    from ultralytics import YOLO
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,12 +43,13 @@ def export_yolo(weights: str | Path, out: str | Path, name: str = "yolo11p-face"
         "keypoints": int(kpt_shape[0]), "score_threshold": score_threshold, "nms_threshold": nms_threshold,
         "extra": {"layout": "anchors", "classes": len(model.names), "kpt_dims": int(kpt_shape[1] or 0),
                   "letterbox": "centred, pad 114", "task": task, "training": training or {}},
-        "licence": "AGPL-3.0 (trained with Ultralytics YOLO; Ultralytics licenses models trained with it under AGPL-3.0)",
+        "licence": "AGPL-3.0 (trained with Ultralytics YOLO; Ultralytics licenses models trained with it "
+                   "under AGPL-3.0)",
         "licence_file": "LICENSE", "commercial_use": False,
         "normalization_note": "RGB, pixel / 255, letterboxed (centred, grey 114)",
         "source": "facescope train detector (engine/train/detector.py), weights: " + Path(weights).name,
     }
-    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write_json(out / "card.json", card)  # never seen half-written by a loader
     load_card(out / "card.json")
     return {"onnx": str(target), "card": str(out / "card.json"), "task": task}
 
@@ -56,9 +57,9 @@ def export_yolo(weights: str | Path, out: str | Path, name: str = "yolo11p-face"
 def parity(weights: str | Path, card_path: str | Path, images: list[np.ndarray], iou_min: float = 0.99) -> float:
     """Smallest box IoU between ultralytics' predictor on ``weights`` and our ONNX path on the
     same images (matched greedily, same count required). ModelError when below ``iou_min``."""
+    from engine.boxes import iou_matrix
     from engine.config import DetectorConfig
     from engine.detectors import create_detector
-    from engine.track.bytetrack import iou_matrix
 
     card = load_card(card_path)
     pt = create_detector("yolo", DetectorConfig(name="yolo"), weights=str(weights))

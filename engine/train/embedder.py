@@ -21,14 +21,19 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from engine.config import _check
+from engine.train.embedder_choices import OPTIMIZERS, SCHEDULES  # torch-free: the CLI parser lists them
 from engine.train.embedder_eval import LfwPairs, identification
-from engine.train.embedder_setup import (backbone_normalisation, build_backbone, build_scheduler, identity_split,
-                                         imprint_head, set_frozen)
+from engine.train.embedder_setup import (
+    backbone_normalisation,
+    build_backbone,
+    build_scheduler,
+    identity_split,
+    imprint_head,
+    set_frozen,
+)
 from engine.train.face_data import FaceAugment, FaceFolder, PKSampler
-
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("warmup_cosine", "step", "cosine_restarts")
+from engine.util.check import check
+from engine.util.fsio import atomic_path
 
 
 @dataclass(frozen=True)
@@ -73,19 +78,19 @@ class EmbedderTrainConfig:
     backbone_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check(bool(self.data), "data (an aligned identity-folder dataset) is required")
-        _check(self.epochs >= 1 and self.batch_size >= 2, "epochs >= 1 and batch_size >= 2")
-        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
-        _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
-        _check(self.lr > 0 and self.weight_decay >= 0, "lr > 0 and weight_decay >= 0")
-        _check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1, "warmup_epochs must be < epochs")
-        _check(0.0 <= self.val_identities < 0.9, "val_identities must be in [0, 0.9)")
-        _check(self.head_init in ("random", "imprint"), "head_init must be random or imprint")
-        _check((self.lfw_pairs is None) == (self.lfw_aligned is None), "lfw_pairs and lfw_aligned go together")
-        _check(len(self.pk) == 2 and min(self.pk) >= 2, "pk must be (P, K) with both >= 2")
-        _check(self.unfreeze_epoch >= 0 and self.restart_epochs >= 1 and 0 < self.gamma <= 1, "bad schedule values")
-        _check(self.eval_every >= 1, "eval_every must be >= 1")
-        _check(not self.amp or torch.cuda.is_available(), "amp needs a CUDA GPU (mixed precision on CPU is not used)")
+        check(bool(self.data), "data (an aligned identity-folder dataset) is required")
+        check(self.epochs >= 1 and self.batch_size >= 2, "epochs >= 1 and batch_size >= 2")
+        check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
+        check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}")
+        check(self.lr > 0 and self.weight_decay >= 0, "lr > 0 and weight_decay >= 0")
+        check(0 <= self.warmup_epochs < self.epochs or self.epochs == 1, "warmup_epochs must be < epochs")
+        check(0.0 <= self.val_identities < 0.9, "val_identities must be in [0, 0.9)")
+        check(self.head_init in ("random", "imprint"), "head_init must be random or imprint")
+        check((self.lfw_pairs is None) == (self.lfw_aligned is None), "lfw_pairs and lfw_aligned go together")
+        check(len(self.pk) == 2 and min(self.pk) >= 2, "pk must be (P, K) with both >= 2")
+        check(self.unfreeze_epoch >= 0 and self.restart_epochs >= 1 and 0 < self.gamma <= 1, "bad schedule values")
+        check(self.eval_every >= 1, "eval_every must be >= 1")
+        check(not self.amp or torch.cuda.is_available(), "amp needs a CUDA GPU (mixed precision on CPU is not used)")
 
 
 def _rank() -> tuple[int, int]:
@@ -147,7 +152,8 @@ def train_embedder(cfg: EmbedderTrainConfig, resume: str | None = None, progress
             tqdm.write(f"before training: {history[-1]}")
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        set_frozen(model, cfg.freeze, frozen=bool(cfg.freeze) and (cfg.unfreeze_epoch == 0 or epoch < cfg.unfreeze_epoch))
+        frozen = bool(cfg.freeze) and (cfg.unfreeze_epoch == 0 or epoch < cfg.unfreeze_epoch)
+        set_frozen(model, cfg.freeze, frozen=frozen)
         train_ds.set_epoch(epoch)
         for s in (sampler, getattr(loader, "sampler", None)):
             if hasattr(s, "set_epoch"):
@@ -184,12 +190,12 @@ def train_embedder(cfg: EmbedderTrainConfig, resume: str | None = None, progress
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                  "epoch": epoch, "best": max(best, score), "history": history, "config": asdict(cfg),
                  "normalisation": asdict(norm), "classes": train_ds.names}
-        torch.save(state, out / "last.pt.tmp")
-        (out / "last.pt.tmp").replace(out / "last.pt")
+        with atomic_path(out / "last.pt") as tmp:
+            torch.save(state, tmp)
         if score > best:
             best = score
-            torch.save({k: v for k, v in state.items() if k not in ("optimizer", "scheduler")}, out / "best.pt.tmp")
-            (out / "best.pt.tmp").replace(out / "best.pt")
+            with atomic_path(out / "best.pt") as tmp:
+                torch.save({k: v for k, v in state.items() if k not in ("optimizer", "scheduler")}, tmp)
         _write_logs(out, history)
         if progress:
             tqdm.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))

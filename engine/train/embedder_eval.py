@@ -73,7 +73,7 @@ def embed_crops(embed: Embed, paths: Sequence[Path], batch: int = 128) -> np.nda
     for i in range(0, len(todo), batch):
         e = embed(np.stack([read_image(p) for p in todo[i:i + batch]]))
         e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        done.update(zip(todo[i:i + batch], e))
+        done.update(zip(todo[i:i + batch], e, strict=True))
     if cache is not None:
         cache.update(done)
         done = cache

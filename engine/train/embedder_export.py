@@ -9,7 +9,6 @@ same registry as the shipped SFace.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from engine.errors import ModelError
 from engine.models.card import load_card, sha256_file
+from engine.util.fsio import atomic_write_json
 
 NON_COMMERCIAL = ("mobilefacenet_y1",)
 
@@ -69,21 +69,11 @@ def write_embedder(backbone: torch.nn.Module, architecture: str, embedding_size:
         "licence": ("InsightFace MobileFaceNet weights: non-commercial research only" if restricted else
                     "trained with facescope on your data: the data's terms apply"),
         "commercial_use": False,
-        "normalization_note": f"(pixel - {norm['mean']}) / {norm['std']}, {norm['color_order']}, ArcFace-aligned 112x112",
+        "normalization_note": f"(pixel - {norm['mean']}) / {norm['std']}, {norm['color_order']}, "
+                              "ArcFace-aligned 112x112",
         "source": source, "extra": extra,
     }
-    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write_json(out / "card.json", card)  # never seen half-written by a loader
     load_card(out / "card.json")
     return {"onnx": str(onnx_path), "card": str(out / "card.json"), "parity_min_cosine": report.min_cosine,
             "threshold": float(threshold), "non_commercial": restricted}
-
-
-def export_pretrained_y1(xml: str | Path, out: str | Path, threshold: float, name: str = "mobilefacenet_y1") -> dict:
-    """InsightFace's MobileFaceNet y1 (OpenVINO IR) -> ONNX + card, as rebuilt in PyTorch."""
-    from engine.train.backbones import create_backbone, input_normalisation
-
-    n = input_normalisation("mobilefacenet_y1")
-    norm = {"mean": float(n["mean"][0]), "std": float(n["std"][0]), "color_order": n["color_order"]}
-    return write_embedder(create_backbone("mobilefacenet_y1", weights=xml), "mobilefacenet_y1", 128, norm, out, name,
-                          threshold, "InsightFace MobileFaceNet (y1), OpenVINO IR rebuilt in PyTorch "
-                          "(engine/train/backbones/mobilefacenet_y1.py)", {"threshold_source": "argument"})

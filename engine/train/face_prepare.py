@@ -11,7 +11,6 @@ JPEG artefacts twice).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from engine.dataset_embed import central_face
 from engine.errors import ImageError
 from engine.imageio import read_image
 from engine.metrics.lfw import list_identity_folder
+from engine.util.fsio import atomic_path, atomic_write_json
 
 SIZE = (112, 112)
 
@@ -63,7 +63,7 @@ def prepare_folder(src: str | Path, out: str | Path, recognizer=None, progress: 
     src, out = Path(src), Path(out)
     paths, labels, names = list_identity_folder(src)
     report = PrepareReport()
-    for path, label in tqdm(list(zip(paths, labels)), desc="aligning", unit="img", disable=not progress):
+    for path, label in tqdm(list(zip(paths, labels, strict=True)), desc="aligning", unit="img", disable=not progress):
         rel = f"{names[label]}/{path.name}"
         target = out / names[label] / f"{path.stem}.png"
         if target.is_file():
@@ -80,12 +80,10 @@ def prepare_folder(src: str | Path, out: str | Path, recognizer=None, progress: 
             continue
         if found > 1:
             report.several_faces.append(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp.png")
-        if not cv2.imwrite(str(tmp), crop):
-            raise OSError(f"cannot write {tmp} (disk full or no permission?)")
-        tmp.replace(target)
+        with atomic_path(target) as tmp:  # an interrupted run never leaves a torn crop to resume from
+            if not cv2.imwrite(str(tmp), crop):
+                raise OSError(f"cannot write {target} (disk full or no permission?)")
         report.written += 1
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prepare_report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+    atomic_write_json(out / "prepare_report.json", report.as_dict(), indent=1)
     return report

@@ -9,7 +9,6 @@ At 128 px, 2 stacks, 64 channels: ~0.12 GMAC, a few ms per face on two CPU cores
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -134,7 +133,3 @@ class LandmarkLoss(nn.Module):
             reg = -(tgt * logp).sum(-1).mean()
             total = total + coord + self.reg_weight * reg
         return total
-
-
-def count_parameters(net: nn.Module) -> int:
-    return int(sum(np.prod(p.shape) for p in net.parameters()))

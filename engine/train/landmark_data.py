@@ -97,9 +97,10 @@ class LandmarkCrops(Dataset):
         a = self.augment
         img = crop.astype(np.float32)
         if a.color > 0:
-            img = img * rng.uniform(1 - a.color, 1 + a.color) + rng.uniform(-a.color, a.color) * 64  # contrast, brightness
+            # contrast, brightness
+            img = img * rng.uniform(1 - a.color, 1 + a.color) + rng.uniform(-a.color, a.color) * 64
             gray = img.mean(2, keepdims=True)
-            img = gray + (img - gray) * rng.uniform(1 - a.color, 1 + a.color)                     # saturation
+            img = gray + (img - gray) * rng.uniform(1 - a.color, 1 + a.color)  # saturation
         if rng.random() < a.grayscale:
             img = np.repeat(img.mean(2, keepdims=True), 3, axis=2)
         img = np.clip(img, 0, 255).astype(np.uint8)

@@ -1,7 +1,6 @@
 """Export a trained hourglass to ONNX + model card, with a parity check against PyTorch."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 from engine.errors import ModelError
 from engine.landmarks.heatmap import soft_argmax
 from engine.models.card import load_card, sha256_file
+from engine.util.fsio import atomic_write_json
 
 
 def export_landmarks(net: torch.nn.Module, cfg, out: str | Path, name: str = "hourglass68",
@@ -58,6 +58,6 @@ def export_landmarks(net: torch.nn.Module, cfg, out: str | Path, name: str = "ho
         "normalization_note": "(pixel - 127.5) / 127.5 per channel; BGR as decoded by OpenCV",
         "source": "facescope train landmarks (engine/train/landmarks.py)",
     }
-    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write_json(out / "card.json", card)  # never seen half-written by a loader
     load_card(out / "card.json")  # validates
     return {"onnx": str(onnx_path), "card": str(out / "card.json"), "parity_max_px": err}

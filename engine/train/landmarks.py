@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 from tqdm import tqdm
 
-from engine.config import DetectorConfig, _check
+from engine.config import DetectorConfig
 from engine.imageio import read_image
 from engine.landmarks.crop import apply, crop_matrix, invert, warp
 from engine.landmarks.dataset import detector_boxes, load_samples, split_samples
@@ -29,6 +29,8 @@ from engine.metrics.landmarks import nme
 from engine.train.hourglass import LandmarkLoss, StackedHourglass
 from engine.train.landmark_data import Augment, LandmarkCrops, normalise
 from engine.train.schedule import warmup_cosine
+from engine.util.check import check
+from engine.util.fsio import atomic_path
 
 
 @dataclass(frozen=True)
@@ -70,19 +72,19 @@ class LandmarkTrainConfig:
     annotation_dx: float = 1.3
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 2, f"batch_size must be >= 2 (batch norm), got {self.batch_size}")
-        _check(self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0")
-        _check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs must be in [0, epochs]")
-        _check(self.input_size % 32 == 0 and self.input_size >= 64, "input_size must be a multiple of 32, >= 64")
-        _check(self.crop_scale > 0.5 and self.stacks >= 1 and self.depth >= 1 and self.channels >= 16,
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 2, f"batch_size must be >= 2 (batch norm), got {self.batch_size}")
+        check(self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0")
+        check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs must be in [0, epochs]")
+        check(self.input_size % 32 == 0 and self.input_size >= 64, "input_size must be a multiple of 32, >= 64")
+        check(self.crop_scale > 0.5 and self.stacks >= 1 and self.depth >= 1 and self.channels >= 16,
                "crop_scale > 0.5, stacks >= 1, depth >= 1, channels >= 16")
-        _check(self.limit >= 0, "limit must be >= 0")
-        _check((self.teacher is None) == (self.extra_faces is None), "teacher and extra_faces go together")
-        _check(self.extra_per_person >= 1 and self.extra_max >= 0 and self.gt_repeat >= 1, "bad extra-face settings")
-        _check(self.finetune_epochs >= 0 and 0 < self.finetune_lr_ratio <= 1, "bad finetune settings")
-        _check(0.0 <= self.ema < 1.0, f"ema must be in [0, 1), got {self.ema}")
-        _check(abs(self.annotation_dx) <= 8.0, f"annotation_dx is a few pixels at most, got {self.annotation_dx}")
+        check(self.limit >= 0, "limit must be >= 0")
+        check((self.teacher is None) == (self.extra_faces is None), "teacher and extra_faces go together")
+        check(self.extra_per_person >= 1 and self.extra_max >= 0 and self.gt_repeat >= 1, "bad extra-face settings")
+        check(self.finetune_epochs >= 0 and 0 < self.finetune_lr_ratio <= 1, "bad finetune settings")
+        check(0.0 <= self.ema < 1.0, f"ema must be in [0, 1), got {self.ema}")
+        check(abs(self.annotation_dx) <= 8.0, f"annotation_dx is a few pixels at most, got {self.annotation_dx}")
 
     @property
     def stride(self) -> int:
@@ -110,9 +112,9 @@ def evaluate(net: torch.nn.Module, images, points: np.ndarray, boxes: np.ndarray
              cfg: LandmarkTrainConfig) -> np.ndarray:
     """Per-face NME on un-augmented crops, errors measured in image pixels."""
     ms = [crop_matrix(b, cfg.input_size, cfg.crop_scale, cfg.shift_y) for b in boxes]
-    crops = np.stack([warp(img, m, cfg.input_size) for img, m in zip(images, ms)])
+    crops = np.stack([warp(img, m, cfg.input_size) for img, m in zip(images, ms, strict=True)])
     pred = predict_crops(net, crops, cfg.stride)
-    pred_img = np.stack([apply(invert(m), p) for m, p in zip(ms, pred)])
+    pred_img = np.stack([apply(invert(m), p) for m, p in zip(ms, pred, strict=True)])
     return nme(pred_img, points)
 
 
@@ -189,7 +191,8 @@ def train_landmarks(cfg: LandmarkTrainConfig, resume: str | None = None, progres
         for part in parts:
             part.set_epoch(epoch)
         losses = []
-        bar = tqdm(loader if epoch < cfg.epochs else gt_loader, desc=f"epoch {epoch + 1}/{total_epochs}", disable=not progress, leave=False, unit="batch")
+        bar = tqdm(loader if epoch < cfg.epochs else gt_loader, desc=f"epoch {epoch + 1}/{total_epochs}",
+                   disable=not progress, leave=False, unit="batch")
         for x, y, iod in bar:
             loss = loss_fn(net(x), y, iod)
             opt.zero_grad(set_to_none=True)
@@ -206,13 +209,13 @@ def train_landmarks(cfg: LandmarkTrainConfig, resume: str | None = None, progres
                  "scheduler": sched.state_dict(), **({"ema": ema.state_dict()} if ema is not None else {}),
                  "generator": gen.get_state(), "epoch": epoch, "best_nme": min(best, val_nme),
                  "config": asdict(cfg)}
-        torch.save(state, out / "last.pt.tmp")
-        (out / "last.pt.tmp").replace(out / "last.pt")
+        with atomic_path(out / "last.pt") as tmp:
+            torch.save(state, tmp)
         if val_nme < best:
             best = val_nme
-            torch.save({"model": shown().state_dict(), "epoch": epoch, "val_nme": val_nme, "config": asdict(cfg)},
-                       out / "best.pt.tmp")
-            (out / "best.pt.tmp").replace(out / "best.pt")
+            with atomic_path(out / "best.pt") as tmp:
+                torch.save({"model": shown().state_dict(), "epoch": epoch, "val_nme": val_nme, "config": asdict(cfg)},
+                           tmp)
         secs = time.perf_counter() - t0
         with log_path.open("a", newline="") as f:
             csv.writer(f).writerow([epoch + 1, f"{sched.get_last_lr()[0]:.6g}", f"{np.mean(losses):.5f}",
@@ -240,7 +243,7 @@ def _teacher_faces(cfg: LandmarkTrainConfig, detector, tr_images, tr_boxes, tr_p
 
     teacher = MeshTeacher(cfg.teacher)
     teacher.fit_on(tr_images, tr_boxes, tr_points)
-    val_pred = np.stack([teacher.label(img, b)[0] for img, b in zip(va_images, va_boxes)])
+    val_pred = np.stack([teacher.label(img, b)[0] for img, b in zip(va_images, va_boxes, strict=True)])
     teacher_nme = float(nme(val_pred, va_points).mean()) if len(va_points) else float("nan")
     if progress:
         tqdm.write(f"teacher (FaceMesh mapped to 68 points) held-out NME {teacher_nme * 100:.2f} %")

@@ -147,7 +147,8 @@ def load_ir(xml_path: str | Path, bin_path: str | Path | None = None) -> IRGraph
             raise ValueError(f"{xml_path}: edge {e} refers to a missing layer")
 
     blob = bin_path.read_bytes()
-    constants = {lid: _read_constant(layer, blob, str(xml_path)) for lid, layer in layers.items() if layer.type == "Const"}
+    constants = {lid: _read_constant(layer, blob, str(xml_path))
+                 for lid, layer in layers.items() if layer.type == "Const"}
     cli = root.find("meta_data/cli_parameters")
     cli_parameters = {c.tag: c.get("value", "") for c in cli} if cli is not None else {}
     return IRGraph(xml_path, root.get("version", ""), layers, edges, constants, cli_parameters)

@@ -63,7 +63,7 @@ class MeshTeacher:
 
     def fit_on(self, images: Sequence[np.ndarray], boxes: np.ndarray, points: np.ndarray) -> None:
         meshes, targets = [], []
-        for img, box, pts in zip(images, boxes, points):
+        for img, box, pts in zip(images, boxes, points, strict=True):
             mesh, _, m = self.mesh(img, box)
             meshes.append(mesh)
             targets.append(apply(m, pts))

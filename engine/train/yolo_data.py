@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from engine.boxes import iou_matrix
 from engine.imageio import read_image
-from engine.metrics.lfw import identity_root
 from engine.landmarks.dataset import BoxRelation, landmark_box, load_samples
-from engine.track.bytetrack import iou_matrix
-
+from engine.metrics.lfw import identity_root
 
 # YuNet's box around a face, relative to its 68-point box (what engine.landmarks.dataset
 # measures on 300-W: dx -0.004, dy -0.156, size 1.25), for annotated faces YuNet missed

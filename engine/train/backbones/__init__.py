@@ -48,7 +48,8 @@ def _mobilefacenet_y1(embedding_size: int = mobilefacenet_y1.EMBEDDING_SIZE,
                       weights: str | Path | None = None) -> nn.Module:
     if embedding_size != mobilefacenet_y1.EMBEDDING_SIZE:
         raise ValueError(f"mobilefacenet_y1 is fixed at {mobilefacenet_y1.EMBEDDING_SIZE}-d (the pretrained "
-                         f"InsightFace layout), got embedding_size={embedding_size}; use 'mobilefacenet' for other sizes")
+                         f"InsightFace layout), got embedding_size={embedding_size}; "
+                         "use 'mobilefacenet' for other sizes")
     return mobilefacenet_y1.from_ir(weights) if weights is not None else mobilefacenet_y1.MobileFaceNetY1()
 
 

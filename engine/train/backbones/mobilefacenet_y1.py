@@ -90,7 +90,8 @@ class MobileFaceNetY1(nn.Module):
 
 def _copy(dst: torch.Tensor, value: np.ndarray, what: str, where: str) -> None:
     if value.size != dst.numel():
-        raise ValueError(f"{where}: {what} has {value.size} values {value.shape}, the module expects {tuple(dst.shape)}")
+        raise ValueError(f"{where}: {what} has {value.size} values {value.shape}, "
+                         f"the module expects {tuple(dst.shape)}")
     with torch.no_grad():
         dst.copy_(torch.from_numpy(np.array(value, np.float32)).reshape(dst.shape))  # a copy: IR arrays are read-only
 

@@ -175,11 +175,11 @@ class SphereFaceHead(_Head):
 
     @property
     def lamb(self) -> float:
-        """lambda used by the latest margin-applying call (base before any)."""
+        """Lambda used by the latest margin-applying call (base before any)."""
         return self.lambda_at(int(self.it))
 
     def psi(self, cos: torch.Tensor) -> torch.Tensor:
-        """psi(theta) from cos(theta) (any shape): monotonically decreasing on [0, pi], psi(0) = 1."""
+        """SphereFace's ψ(θ) from cos θ (any shape): monotonically decreasing on [0, π], ψ(0) = 1."""
         with torch.no_grad():  # k is piecewise constant: no gradient to lose
             k = torch.floor(self.m * torch.acos(cos.clamp(-1.0, 1.0)) / math.pi)
         sign = 1.0 - 2.0 * torch.remainder(k, 2)

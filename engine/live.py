@@ -1,0 +1,289 @@
+"""A live recognition session without Qt: source, recognizer, gallery, pipeline and enrolment.
+
+The model half of a model/view split (napari's ``ViewerModel`` / ``QtViewer``): the desktop
+window only shows what a :class:`LiveSession` produces and turns clicks into its calls.
+
+Threads. The *owner* thread (the GUI's, or a script's) opens the session, asks for
+enrolments, and calls :meth:`LiveSession.poll`, which writes finished enrolments to the
+gallery (SQLite connections stay on the thread that opened them). The *worker* thread iterates
+:meth:`LiveSession.run`, which owns the pipeline: enrolment requests run there between two
+frames and reuse the aligned crops and embeddings the pipeline just made
+(``FrameResult.embedded_faces``), so enrolling a face never runs a model anywhere else.
+When no source runs (a clip ended, the last frame frozen on screen) requests run at once on
+the caller's thread, and :meth:`poll` relabels that frozen frame.
+
+    session = LiveSession(gallery_path="people.db")
+    session.open()
+    for result in session.run(parse_source("clip.mp4")):   # on a worker thread
+        ...
+    session.enrol(track_id, "Ada", k=5, seconds=3.0)          # any time, owner thread
+    for done in session.poll(): ...                           # owner thread, e.g. every 100 ms
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from engine.live_enrolment import FIRST_SAMPLE_S, TRACK_LOST_S, Enrolment, Sample, enrol_image_files
+from engine.pipeline import FrameResult, Pipeline, PipelineConfig, realtime_config
+
+log = logging.getLogger(__name__)
+__all__ = ["FIRST_SAMPLE_S", "TRACK_LOST_S", "Enrolment", "LiveSession", "Sample", "enrol_image_files",
+           "realtime_recognizer"]
+
+
+def realtime_recognizer():
+    """The real-time recognizer (the real-time preset, :func:`engine.pipeline.realtime_config`)."""
+    from engine.recognizer import Recognizer
+
+    return Recognizer.from_config(realtime_config())
+
+
+class LiveSession:
+    """Source + recognizer + gallery + pipeline + enrolment, for one window or script.
+
+    ``recognizer`` (built now) or ``recognizer_factory`` (built by :meth:`open`);
+    ``gallery_path`` (opened, created if missing, by :meth:`open`) or an open ``gallery``.
+    """
+
+    def __init__(self, gallery_path: str | Path | None = None, recognizer=None,
+                 recognizer_factory: Callable[[], object] = realtime_recognizer, capture_config=None,
+                 pipeline_config: PipelineConfig | None = None, gallery=None) -> None:
+        self.gallery_path = Path(gallery_path) if gallery_path else None
+        self.recognizer = recognizer
+        self.recognizer_factory = recognizer_factory
+        self.capture_config = capture_config
+        self.pipeline_config = pipeline_config
+        self.gallery = gallery
+        self.spec = None
+        self.pipeline: Pipeline | None = None  # the worker's while a source runs
+        self.latest: FrameResult | None = None  # newest processed result
+        self._capture = None
+        self._lock = threading.Lock()
+        self._running = False
+        self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[Enrolment] = queue.SimpleQueue()
+        self._collecting: dict[int, Enrolment] = {}  # worker side
+        self._samples: dict[int, Sample] = {}        # newest sample per live track
+        self._enrolling: set[int] = set()            # owner side view: asked, not yet polled
+
+    # -- owner thread ----------------------------------------------------------------------------
+    def open(self) -> None:
+        """Build the recognizer and open the gallery (once each); raises on failure."""
+        if self.recognizer is None:
+            self.recognizer = self.recognizer_factory()
+        if self.gallery is None and self.gallery_path is not None:
+            from engine.gallery import Gallery
+
+            self.gallery_path.parent.mkdir(parents=True, exist_ok=True)
+            emb = self.recognizer.embedder
+            self.gallery = Gallery.open(self.gallery_path, emb.id, emb.dim, create=True)
+
+    def configure(self, recognizer_factory: Callable[[], object], pipeline_config: PipelineConfig | None) -> None:
+        """New settings: the recognizer is rebuilt with them on the next :meth:`open`."""
+        self.recognizer_factory, self.pipeline_config, self.recognizer = recognizer_factory, pipeline_config, None
+
+    def close(self) -> None:
+        self.interrupt()
+        if self.gallery is not None:
+            gallery, self.gallery = self.gallery, None
+            gallery.close()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def enrolling(self) -> frozenset[int]:
+        """Tracks with an enrolment asked for and not finished yet."""
+        return frozenset(self._enrolling)
+
+    def sample(self, track_id: int) -> Sample | None:
+        """The newest sample of ``track_id`` (its crop shows in the enrol dialog)."""
+        with self._lock:
+            return self._samples.get(int(track_id))
+
+    def enrol(self, track_id: int, name: str, k: int = 1, seconds: float = 0.0) -> Enrolment:
+        """Enrol ``track_id`` as ``name``: one shot (``k=1, seconds=0``) or its best ``k``
+        samples over ``seconds``. Runs on the worker between frames; :meth:`poll` finishes it."""
+        job = Enrolment(int(track_id), str(name).strip(), max(1, int(k)), float(seconds))
+        self._enrolling.add(job.track_id)
+        self._post(lambda: self._begin(job))
+        return job
+
+    def poll(self) -> list[Enrolment]:
+        """Write the enrolments the worker finished to the gallery and give their tracks the
+        new identity; returns them (status "done" or "failed", with a message)."""
+        out = []
+        while True:
+            try:
+                job = self._ready.get_nowait()
+            except queue.Empty:
+                return out
+            self._enrolling.discard(job.track_id)
+            self._commit(job)
+            out.append(job)
+
+    def enrol_images(self, paths, name: str) -> tuple[int, list[str]]:
+        """Enrol the largest face of each image file (see :func:`enrol_image_files`)."""
+        self.open()
+        if self.gallery is None:
+            return 0, ["no gallery is open (start the app with --gallery)"]
+        return enrol_image_files(self.gallery, self.recognizer, paths, name)
+
+    def relabel_latest(self) -> FrameResult | None:
+        """The last frame labelled from the current gallery names, when no source runs."""
+        if self.running or self.pipeline is None or self.latest is None:
+            return None
+        self.latest = self.pipeline.relabel(self.latest)
+        return self.latest
+
+    # -- worker thread ---------------------------------------------------------------------------
+    def run(self, spec, on_state: Callable | None = None, max_frames: int | None = None) -> Iterator[FrameResult]:
+        """Capture ``spec`` (a SourceSpec) and yield one result per frame until it ends (or
+        :meth:`interrupt`); requests run between frames. Call :meth:`open` first."""
+        from engine.capture import Capture, CaptureConfig
+
+        if self.recognizer is None:
+            raise RuntimeError("LiveSession.open() must build the recognizer before run()")
+        capture = Capture(spec, self.capture_config or CaptureConfig(realtime=True), on_state=on_state)
+        self.spec = spec
+        self.pipeline = Pipeline(self.recognizer, self.gallery.index if self.gallery else None, self.pipeline_config)
+        with self._lock:
+            self._samples.clear()
+            self._capture, self._running = capture, True
+        try:
+            capture.start()
+            for r in self.pipeline.run(capture, max_frames):
+                self._observe(r)
+                if self.drain():  # requests posted during the last frame, e.g. an enrolment's
+                    r = self.pipeline.relabel(r)  # identity: shown on this very frame
+                self.latest = r
+                yield r
+        finally:
+            with self._lock:
+                self._running, self._capture = False, None
+            self.drain()
+            for job in list(self._collecting.values()):
+                self._finish(job)  # the source ended: enrol what was collected
+            capture.stop()
+
+    def drain(self) -> int:
+        """Run the pending requests (the worker calls this between frames, also while paused);
+        returns how many ran."""
+        n = 0
+        while True:
+            try:
+                fn = self._requests.get_nowait()
+            except queue.Empty:
+                break
+            fn()
+            n += 1
+        now = time.monotonic()  # paused: no frames, but a collection still ends on time
+        for job in [j for j in self._collecting.values() if now >= j.deadline or now - j.last_seen > TRACK_LOST_S]:
+            self._finish(job)
+        return n
+
+    def interrupt(self) -> None:
+        """Any thread: wake a blocked capture read so that :meth:`run` ends."""
+        cap = self._capture
+        if cap is not None:
+            cap.stop(timeout=0.0)
+
+    def capture_stats(self):
+        cap = self._capture
+        return None if cap is None else cap.stats()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _post(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if self._running:
+                self._requests.put(fn)
+                return
+        fn()  # no worker: the pipeline is idle, run here
+
+    def _begin(self, job: Enrolment) -> None:
+        now = time.monotonic()
+        job.last_seen = now
+        job.deadline = now + (job.seconds if job.seconds > 0 else FIRST_SAMPLE_S)
+        first = self.sample(job.track_id)
+        if first is not None:
+            job.offer(first)
+        if (job.seconds <= 0 and first is not None) or not self._running or self.pipeline is None:
+            self._finish(job)  # one shot, or nothing runs to collect more
+            return
+        self._collecting[job.track_id] = job
+        self.pipeline.want_embedding(job.track_id, job.floor)
+
+    def _observe(self, r: FrameResult) -> None:
+        e = r.embedded_faces
+        new: dict[int, Sample] = {}
+        if e is not None:
+            where = f"{self.spec.display if self.spec else 'live'} frame {r.frame.index}"
+            for i, tid in enumerate(e.faces.track_ids.tolist()):
+                new[tid] = Sample(e.crops[i], e.faces.embeddings[i], float(e.qualities[i]), f"{where} track {tid}")
+        with self._lock:
+            self._samples.update(new)
+            for tid in [t for t in self._samples if t not in r.alive]:
+                del self._samples[tid]
+        if not self._collecting:
+            return
+        now = time.monotonic()
+        present = set(r.faces.track_ids.tolist())
+        for tid, job in list(self._collecting.items()):
+            if tid in new:
+                job.offer(new[tid])
+                # Next sample no sooner than seconds / (2k): consecutive frames are near-duplicates,
+                # and an embedding on every frame of the window would load the machine for nothing.
+                job.next_at = now + job.seconds / (2 * job.k)
+                self.pipeline.cancel_embedding(tid)
+            if job.next_at <= now:
+                self.pipeline.want_embedding(tid, job.floor)
+            if tid in present:
+                job.last_seen = now
+            if now >= job.deadline or now - job.last_seen > TRACK_LOST_S or (job.seconds <= 0 and job.samples):
+                self._finish(job)
+
+    def _finish(self, job: Enrolment) -> None:
+        self._collecting.pop(job.track_id, None)
+        if self.pipeline is not None:
+            self.pipeline.cancel_embedding(job.track_id)
+        job.status = "ready"
+        self._ready.put(job)
+
+    def _commit(self, job: Enrolment) -> None:
+        tid = job.track_id
+        if not job.samples:
+            job.status, job.message = "failed", (f"face #{tid} left the view before any frame was collected: "
+                                                 "nothing enrolled")
+            return
+        if self.gallery is None:
+            job.status, job.message = "failed", "no gallery is open (start the app with --gallery)"
+            return
+        try:
+            s = job.samples
+            self.gallery.enroll(job.name, np.stack([x.embedding for x in s]).astype(np.float32),
+                                crops=[x.crop for x in s], qualities=[float(np.clip(x.quality, 0, 1)) for x in s],
+                                sources=[x.source for x in s])
+            pids, _, sims = self.gallery.index.search(s[0].embedding[None, :])
+        except Exception as exc:  # noqa: BLE001 - the caller shows it; the session stays usable
+            job.status, job.message = "failed", f"enrolment failed: {type(exc).__name__}: {exc}"
+            return
+        job.person_id, job.status = int(pids[0]), "done"
+        n = f"{len(s)} frames of " if job.k > 1 else ""
+        job.message = f"enrolled {n}face #{tid} as {job.name}"
+        sim, quality = float(sims[0]), s[0].quality
+
+        def assign() -> None:
+            if self.pipeline is not None:
+                self.pipeline.assign_identity(tid, job.person_id, sim, quality)
+            if not self._running:
+                job.result = self.relabel_latest()
+
+        self._post(assign)
