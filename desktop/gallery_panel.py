@@ -32,11 +32,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.gallery_edit import FACE_ROLE, GALLERY_FILTER, GalleryEditMixin
+from desktop.live_view import bgr_qimage
 from engine.errors import FacescopeError
+from engine.util.imagefiles import is_image_path
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pgm", ".ppm"})
 THUMB = 64
 NAME_ROLE = Qt.ItemDataRole.UserRole
 THUMB_ROLE = Qt.ItemDataRole.UserRole + 1  # True once the row's thumbnail was looked for
@@ -46,16 +47,13 @@ __all__ = ["GALLERY_FILTER", "GalleryPanel", "bgr_to_qimage"]
 
 def bgr_to_qimage(image: np.ndarray) -> QImage:
     """(H, W, 3) uint8 BGR -> a QImage that owns its pixels."""
-    img = np.ascontiguousarray(image, dtype=np.uint8)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected (H, W, 3) uint8 BGR, got {img.shape}")
-    h, w = img.shape[:2]
-    return QImage(img.data, w, h, 3 * w, QImage.Format.Format_BGR888).copy()
+    view, _ = bgr_qimage(image)
+    return view.copy()
 
 
 def _image_paths(urls) -> list[str]:
     return [u.toLocalFile() for u in urls
-            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES]
+            if u.isLocalFile() and is_image_path(u.toLocalFile())]
 
 
 class GalleryPanel(GalleryEditMixin, QWidget):

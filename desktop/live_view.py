@@ -1,16 +1,16 @@
 """The live video widget: newest frame + per-face overlays, aspect kept, clickable faces."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-KNOWN = QColor(60, 200, 80)       # green
-UNKNOWN = QColor(255, 160, 60)    # orange
-ENROLLING = QColor(60, 140, 255)  # blue
+from engine.draw import COLOR_ENROLLING, COLOR_KNOWN, COLOR_UNKNOWN, face_label, rgb
+
+KNOWN = QColor(*rgb(COLOR_KNOWN))          # the same colours as the annotated videos (engine.draw)
+UNKNOWN = QColor(*rgb(COLOR_UNKNOWN))
+ENROLLING = QColor(*rgb(COLOR_ENROLLING))
 BACKGROUND = QColor(20, 20, 20)
 
 
@@ -34,15 +34,6 @@ def _pointf(point) -> QPointF:
         return QPointF(float(point.x()), float(point.y()))
     x, y = point
     return QPointF(float(x), float(y))
-
-
-def face_label(faces, i: int) -> str:
-    """``#id name sim`` (name ``unknown`` when unidentified; sim omitted when not matched)."""
-    name = faces.names[i] or "unknown"
-    sim = float(faces.similarities[i])
-    label = name if not math.isfinite(sim) else f"{name} {sim:.2f}"
-    tid = int(faces.track_ids[i])
-    return f"#{tid} {label}" if tid >= 0 else label
 
 
 class LiveView(QWidget):

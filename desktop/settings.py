@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 from PySide6.QtCore import QSettings
 
 from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RecognizerConfig, RuntimeConfig
+from engine.models.card import model_source
 from engine.pipeline import PipelineConfig, realtime_config
-from engine.registry import model_source
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
-
+from engine.util.check import check as _check
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

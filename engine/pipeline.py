@@ -23,6 +23,7 @@ from engine.gallery.index import decide
 from engine.recognizer import Recognizer
 from engine.records import NO_ID, Faces
 from engine.track import EmbedPolicy, IdentityBook, IdentityConfig, PolicyConfig, Tracker, TrackerConfig, face_quality
+from engine.util.stages import StageTimer
 
 STAGES = ("capture_wait", "detect", "track", "landmarks", "align", "embed", "match", "total")
 
@@ -136,72 +137,66 @@ class Pipeline:
         self._wanted = {}
 
     def process(self, frame: Frame, capture_wait_ms: float = 0.0) -> FrameResult:
-        t0 = time.perf_counter()
+        timer = StageTimer(STAGES[1:-1])  # capture_wait is measured by the caller, total here
         image = frame.image
         rec = self.recognizer
-        faces = rec.detect(image)
-        t1 = time.perf_counter()
+        with timer("detect"):
+            faces = rec.detect(image)
         # Motion and vote clocks run on media time for files (tracking must not depend on how
         # fast this machine processes them), on capture time for live sources.
         clock = frame.pts_s if frame.pts_s is not None else frame.timestamp
-        if self._last_clock is not None and clock < self._last_clock:
-            self.reset()  # a looping file restarted: a new pass is a new scene for the tracker
-        self._last_clock = clock
-        faces = self.tracker.update(faces, clock)
-        self._forget_dead_tracks()
-        t2 = time.perf_counter()
-        t_lm = 0.0
+        with timer("track"):  # tracking, quality and the re-embedding policy
+            if self._last_clock is not None and clock < self._last_clock:
+                self.reset()  # a looping file restarted: a new pass is a new scene for the tracker
+            self._last_clock = clock
+            faces = self.tracker.update(faces, clock)
+            self._forget_dead_tracks()
         if self.config.landmarks_every_frame and rec.landmarker is not None and len(faces):
-            faces = rec.locate(image, faces)
-            t_lm = time.perf_counter() - t2
-        quality = face_quality(faces, image.shape)
-        if len(faces):
-            need = self.policy.select(faces, quality, clock, self.book.decided(faces.track_ids))
-            if self._wanted:
-                floor = np.array([self._wanted.get(int(t), np.inf) for t in faces.track_ids])
-                need |= quality > floor
-        else:
-            need = np.zeros(0, bool)
+            with timer("landmarks"):
+                faces = rec.locate(image, faces)
+        with timer("track"):
+            quality = face_quality(faces, image.shape)
+            if len(faces):
+                need = self.policy.select(faces, quality, clock, self.book.decided(faces.track_ids))
+                if self._wanted:
+                    floor = np.array([self._wanted.get(int(t), np.inf) for t in faces.track_ids])
+                    need |= quality > floor
+            else:
+                need = np.zeros(0, bool)
         idx = np.flatnonzero(need)
         embedded = None
-        t3 = time.perf_counter()
-        t_track = (t3 - t1) - t_lm  # tracking + quality + policy
-        t_align = t_embed = t_match = 0.0
         if idx.size:
             sub = faces.select(idx)
-            if sub.landmarks is None:
-                sub = rec.locate(image, sub)  # alignment points, pose and sharpness of these faces
-                q = face_quality(sub, image.shape)
-            else:
-                q = quality[idx]
-            t4 = time.perf_counter()
-            x = rec.embedder.align(image, sub.keypoints)
-            crops = rec.embedder.aligned_crops(image, sub.keypoints)  # ~0.05 ms a face: kept for enrolment
-            t5 = time.perf_counter()
-            emb = rec.embedder.embed_tensor(x)
-            t6 = time.perf_counter()
-            embedded = EmbeddedFaces(sub.replace(embeddings=emb), crops, np.asarray(q, np.float32))
-            self._vote(sub.track_ids, emb, q, clock)
-            # the policy compares qualities computed the same way at selection time
-            self.policy.mark_embedded(sub.track_ids, quality[idx], clock)
-            t7 = time.perf_counter()
-            t_lm, t_align, t_embed, t_match = t_lm + t4 - t3, t5 - t4, t6 - t5, t7 - t6
+            with timer("landmarks"):
+                if sub.landmarks is None:
+                    sub = rec.locate(image, sub)  # alignment points, pose and sharpness of these faces
+                    q = face_quality(sub, image.shape)
+                else:
+                    q = quality[idx]
+            with timer("align"):
+                x = rec.embedder.align(image, sub.keypoints)
+                crops = rec.embedder.aligned_crops(image, sub.keypoints)  # ~0.05 ms a face: kept for enrolment
+            with timer("embed"):
+                emb = rec.embedder.embed_tensor(x)
+            with timer("match"):
+                embedded = EmbeddedFaces(sub.replace(embeddings=emb), crops, np.asarray(q, np.float32))
+                self._vote(sub.track_ids, emb, q, clock)
+                # the policy compares qualities computed the same way at selection time
+                self.policy.mark_embedded(sub.track_ids, quality[idx], clock)
         faces = self.label(faces)
-        t_end = time.perf_counter()
-        ms = lambda s: 1000.0 * s  # noqa: E731
-        timings = {"capture_wait": capture_wait_ms, "detect": ms(t1 - t0), "track": ms(t_track),
-                   "landmarks": ms(t_lm), "align": ms(t_align), "embed": ms(t_embed), "match": ms(t_match),
-                   "total": ms(t_end - t0)}
-        return FrameResult(frame, faces, timings, ms(t_end - frame.timestamp), int(idx.size), frozenset(self._alive),
-                           embedded)
+        timings = {"capture_wait": capture_wait_ms, **timer.ms, "total": timer.total_ms()}
+        return FrameResult(frame, faces, timings, 1000.0 * (time.perf_counter() - frame.timestamp), int(idx.size),
+                           frozenset(self._alive), embedded)
 
     def _vote(self, track_ids: np.ndarray, emb: np.ndarray, quality: np.ndarray, timestamp: float) -> None:
         index = self.gallery_index
         if index is None or len(emb) == 0:
-            pids, sims = np.full(len(emb), NO_ID), np.full(len(emb), np.nan, np.float32)
+            pids, sims, negative = np.full(len(emb), NO_ID), np.full(len(emb), np.nan, np.float32), None
         else:
-            pids, _, sims = index.search(emb)
-        pids = decide(pids, sims, self.recognizer.threshold)
+            found = index.search(emb)
+            pids, _, sims = found
+            negative = getattr(found, "negative", None)  # "not this person" examples (schema v3)
+        pids = decide(pids, sims, self.recognizer.threshold, negative)
         for tid, pid, sim, q in zip(track_ids, pids.tolist(), sims, quality, strict=True):
             self.book.vote(int(tid), pid, float(sim) if np.isfinite(sim) else float("nan"), float(q), timestamp)
 

@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RecognizerConfig, RuntimeConfig
+from engine.config import EmbedderConfig, LandmarkConfig, MatchConfig, RecognizerConfig, RuntimeConfig
 from engine.detectors import Detector
 from engine.detectors.multiscale import detector_for
 from engine.embedders import Embedder, create_embedder
 from engine.errors import ModelError
 from engine.gallery.index import decide
 from engine.landmarks.base import Landmarker
+from engine.models.card import find_card, model_source
 from engine.records import NO_ID, Faces
-from engine.registry import model_source, resolve_card
 
 
 def make_landmarker(config: LandmarkConfig, runtime: RuntimeConfig | None = None):
@@ -26,7 +26,7 @@ def make_landmarker(config: LandmarkConfig, runtime: RuntimeConfig | None = None
 
     spec = str(config.model)
     if model_source(spec).kind == "card":
-        return create_landmarker("onnx", config=config, runtime=runtime, card=resolve_card(spec, "landmarks"))
+        return create_landmarker("onnx", config=config, runtime=runtime, card=find_card(spec, "landmarks"))
     return create_landmarker(spec, config=config, runtime=runtime)
 
 
@@ -34,7 +34,7 @@ def make_embedder(spec: str, config: EmbedderConfig | None = None, runtime: Runt
     """A registered embedder name (``sface``) or a path to a model card / its folder."""
     config = config or EmbedderConfig(name=spec)
     if model_source(spec).kind == "card":
-        return create_embedder("onnx", config=config, runtime=runtime, card=resolve_card(spec, "embedder"))
+        return create_embedder("onnx", config=config, runtime=runtime, card=find_card(spec, "embedder"))
     return create_embedder(spec, config=config, runtime=runtime)
 
 
@@ -52,21 +52,12 @@ class Recognizer:
     landmarker: Landmarker | None = None
 
     @classmethod
-    def create(cls, detector: DetectorConfig | None = None, embedder: EmbedderConfig | None = None,
-               runtime: RuntimeConfig | None = None, match: MatchConfig | None = None,
-               landmarks: LandmarkConfig | None = None, detector_kwargs: dict | None = None) -> Recognizer:
-        detector = detector or DetectorConfig()
-        embedder = embedder or EmbedderConfig()
-        landmarks = landmarks or LandmarkConfig()
-        landmarker = make_landmarker(landmarks, runtime) if landmarks.model else None
-        return cls(detector_for(detector, runtime, **(detector_kwargs or {})),  # still images: + pyramid
-                   make_embedder(embedder.name, embedder, runtime), match or MatchConfig(), landmarker)
-
-    @classmethod
     def from_config(cls, config: RecognizerConfig) -> Recognizer:
         """The one way a front end turns its config tree (a preset, see RecognizerConfig) into a recognizer."""
-        kwargs = {"weights": config.detector_weights} if config.detector_weights else None
-        return cls.create(config.detector, config.embedder, config.runtime, config.match, config.landmarks, kwargs)
+        kwargs = {"weights": config.detector_weights} if config.detector_weights else {}
+        landmarker = make_landmarker(config.landmarks, config.runtime) if config.landmarks.model else None
+        return cls(detector_for(config.detector, config.runtime, **kwargs),  # still images: + pyramid
+                   make_embedder(config.embedder.name, config.embedder, config.runtime), config.match, landmarker)
 
     @property
     def threshold(self) -> float:
@@ -112,8 +103,9 @@ def match_faces(faces: Faces, index, threshold: float) -> Faces:
     """Set identities/names/similarities from ``index.search`` (one matrix product)."""
     if len(faces) == 0 or faces.embeddings is None:
         return faces
-    person_ids, names, sims = index.search(faces.embeddings)
+    found = index.search(faces.embeddings)
+    person_ids, names, sims = found
     sims = np.asarray(sims, np.float32)
-    ids = decide(person_ids, sims, threshold)
+    ids = decide(person_ids, sims, threshold, getattr(found, "negative", None))  # negatives: schema v3
     return faces.replace(identities=ids, similarities=np.where(np.isfinite(sims), sims, np.nan),
                          names=tuple(n if i != NO_ID else None for n, i in zip(names, ids.tolist(), strict=True)))

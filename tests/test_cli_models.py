@@ -125,13 +125,14 @@ def test_enrolment_check_flags_profile_and_blur():
 
 
 def test_enroll_refuses_a_profile_photo_unless_allowed(tmp_path):
+    from engine.config import RecognizerConfig
     from engine.imageio import read_image
     from engine.recognizer import Recognizer
 
     # An AFW face turned to the side (measured yaw -45.1 deg, sharpness 1.0). If the shipped models
     # stop measuring it as a profile, pose estimation broke: that fails here, it is not skipped.
     profile = shared_path("data", "300w", "afw", "174692320_1.jpg")
-    rec = Recognizer.create()
+    rec = Recognizer.from_config(RecognizerConfig())
     img = read_image(profile)
     faces = rec.detect(img)
     assert len(faces), f"no face found in {profile.name}"

@@ -34,8 +34,9 @@ def lfw():
 
 @pytest.fixture(scope="module")
 def recognizer(lfw):
+    from engine.config import RecognizerConfig
     from engine.recognizer import Recognizer
-    return Recognizer.create()
+    return Recognizer.from_config(RecognizerConfig())
 
 
 @pytest.fixture(scope="module")

@@ -145,6 +145,7 @@ def test_shipped_mobilefacenet_y1_is_opt_in_and_shows_its_licence(caplog):
     logged whenever it loads; it separates a same-person pair from a different-person one."""
     import logging
 
+    from engine.config import RecognizerConfig
     from engine.embedders import create_embedder
     from engine.imageio import read_image
     from engine.models import find_card
@@ -155,7 +156,7 @@ def test_shipped_mobilefacenet_y1_is_opt_in_and_shows_its_licence(caplog):
     with caplog.at_level(logging.WARNING, logger="facescope.models"):
         emb = create_embedder("mobilefacenet_y1")
     assert "non-commercial" in caplog.text
-    base = Recognizer.create()
+    base = Recognizer.from_config(RecognizerConfig())
     rec = Recognizer(base.detector, emb, landmarker=base.landmarker)
     (a, files_a), (b, files_b) = _people(2, per_person=2)
     e = [rec.largest(read_image(f)).embeddings[0] for f in (*files_a, files_b[0])]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from engine.bench.photos import first_people, upscale
-from engine.config import DetectorConfig
+from engine.config import DetectorConfig, RecognizerConfig
 from engine.detectors.multiscale import PyramidDetector, pyramid_scales
 from engine.gallery.index import GalleryIndex
 from engine.imageio import read_image
@@ -31,7 +31,8 @@ def lfw() -> Path:
 
 @pytest.fixture(scope="module")
 def rec() -> Recognizer:
-    return Recognizer.create(DetectorConfig(input_size=None))  # the still-image detector: native + pyramid
+    # the still-image detector: native size + pyramid
+    return Recognizer.from_config(RecognizerConfig(detector=DetectorConfig(input_size=None)))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_still_detector_is_the_pyramid_and_video_is_not(rec):
     assert isinstance(rec.detector, PyramidDetector)
-    video = Recognizer.create(DetectorConfig(input_size=(640, 384)), landmarks=None)
+    video = Recognizer.from_config(RecognizerConfig(detector=DetectorConfig(input_size=(640, 384))))
     assert not isinstance(video.detector, PyramidDetector)  # the real-time path is one fixed scale
     assert pyramid_scales((250, 250), 1920) == [1.0]  # LFW-sized images: the native pass only
     assert pyramid_scales((4000, 3000), 1920) == [0.48, 0.24, 0.12, 0.06]

@@ -63,14 +63,14 @@ def test_run_bad_sources_fail_cleanly(tmp_path):
 def test_identities_are_stable_on_synthetic_clip(synthetic_clip, clip_gallery):
     """Ids survive crossings; a name, once given, holds on >= 99 % of that track's later frames."""
     from engine.capture import Capture, CaptureConfig
-    from engine.config import DetectorConfig
+    from engine.config import DetectorConfig, RecognizerConfig
     from engine.gallery import Gallery
     from engine.pipeline import Pipeline
     from engine.recognizer import Recognizer
     from engine.synth import load_truth, match_truth
 
     truth = load_truth(synthetic_clip.truth_path)
-    rec = Recognizer.create(DetectorConfig(input_size=(640, 384)))
+    rec = Recognizer.from_config(RecognizerConfig(detector=DetectorConfig(input_size=(640, 384))))
     with Gallery.open(clip_gallery, rec.embedder.id, rec.embedder.dim, create=False) as gallery, \
             Capture(str(synthetic_clip.path), CaptureConfig(realtime=False)) as cap:
         cap.start()
@@ -110,11 +110,11 @@ def test_bench_pipeline_with_baseline(synthetic_clip, tmp_path):
 def test_pipeline_survives_a_looping_file():
     """Media time restarts at 0 when a file loops: the pipeline starts a new scene, not an error."""
     from engine.capture import Capture, CaptureConfig
-    from engine.config import DetectorConfig
+    from engine.config import DetectorConfig, RecognizerConfig
     from engine.pipeline import Pipeline
     from engine.recognizer import Recognizer
 
-    rec = Recognizer.create(DetectorConfig(input_size=(320, 256)))
+    rec = Recognizer.from_config(RecognizerConfig(detector=DetectorConfig(input_size=(320, 256))))
     with Capture(str(DEMO), CaptureConfig(realtime=False, loop=True, max_frames=300)) as cap:
         cap.start()
         indices = [r.frame.index for r in Pipeline(rec).run(cap, max_frames=290)]
@@ -126,7 +126,7 @@ def test_box_only_and_keypoint_detectors_name_the_synthetic_faces(synthetic_clip
     """The landmark stage runs on the faces being embedded (its own timing), gives YOLO's box-only
     faces their alignment points, and the pipeline names the enrolled people with either detector."""
     from engine.capture import Capture, CaptureConfig
-    from engine.config import DetectorConfig
+    from engine.config import DetectorConfig, RecognizerConfig
     from engine.gallery import Gallery
     from engine.pipeline import Pipeline
     from engine.recognizer import Recognizer
@@ -134,7 +134,7 @@ def test_box_only_and_keypoint_detectors_name_the_synthetic_faces(synthetic_clip
 
     truth = load_truth(synthetic_clip.truth_path)
     names = {int(p["id"]): p["name"] for p in synthetic_clip.identities if p["enrolled"]}
-    rec = Recognizer.create(DetectorConfig(name=detector, input_size=(640, 384)))
+    rec = Recognizer.from_config(RecognizerConfig(detector=DetectorConfig(name=detector, input_size=(640, 384))))
     right = total = 0
     lm_ms = []
     with Gallery.open(clip_gallery, rec.embedder.id, rec.embedder.dim, create=False) as gallery, \

@@ -27,8 +27,8 @@ from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, Runtim
 from engine.errors import FacescopeError, ImageError
 from engine.imageio import read_image
 from engine.models.card import ModelCard
+from engine.util.imagefiles import IMAGE_SUFFIXES, is_image_path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 CPU = RuntimeConfig(backend="onnxruntime")
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def image_files(folder: str | Path, limit: int = 0) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"calibration folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if is_image_path(p))
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     return files[:limit] if limit else files

@@ -27,7 +27,7 @@ from engine.backends import create_session
 from engine.config import DetectorConfig, RuntimeConfig
 from engine.detectors.base import DETECTORS, drop_small, max_net_side, nms
 from engine.errors import ModelError
-from engine.models import ModelCard, find_card, prepared_model_path
+from engine.models import ModelCard, find_card, model_source, prepared_model_path
 from engine.records import Faces
 
 DEFAULT_WEIGHTS = "yolo11p-face"
@@ -151,16 +151,12 @@ class UltralyticsYoloDetector:
 def _create(config: DetectorConfig, runtime: RuntimeConfig, weights: str | Path | ModelCard | None = None):
     if isinstance(weights, ModelCard):
         return OnnxYoloDetector(weights, config, runtime)
-    weights = DEFAULT_WEIGHTS if weights is None else weights
-    path = Path(weights)
-    if path.suffix == ".pt":
-        if not path.is_file():
-            raise ModelError(f"YOLO weights not found: {path}")
-        return UltralyticsYoloDetector(path, config)
-    if path.suffix == ".onnx":
-        card_path = path.parent / "card.json"
-        if not card_path.is_file():
-            raise ModelError(f"{path}: an ONNX detector needs a model card (card.json) beside it stating its "
-                             "input, colour order and output layout; see resources/models/yolo11p-face/card.json")
-        return OnnxYoloDetector(find_card(card_path, family="detector"), config, runtime)
-    return OnnxYoloDetector(find_card(str(weights), family="detector"), config, runtime)
+    src = model_source(DEFAULT_WEIGHTS if weights is None else weights)
+    if src.kind == "weights":
+        if not src.path.is_file():
+            raise ModelError(f"YOLO weights not found: {src.path}")
+        return UltralyticsYoloDetector(src.path, config)
+    if src.text.endswith(".onnx") and not src.path.is_file():
+        raise ModelError(f"{src.text}: an ONNX detector needs a model card (card.json) beside it stating its "
+                         "input, colour order and output layout; see resources/models/yolo11p-face/card.json")
+    return OnnxYoloDetector(find_card(src.text, family="detector"), config, runtime)

@@ -168,16 +168,49 @@ def shipped_cards(root: Path = RESOURCES) -> dict[str, ModelCard]:
     return cards
 
 
-def find_card(name_or_path: str | Path, family: str | None = None) -> ModelCard:
-    """A shipped card by name, or a card from a path (folder or card.json)."""
-    path = Path(name_or_path)
-    if path.suffix == ".json" or path.is_dir():
-        card = load_card(path)
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model option names (``--embedder``, ``--landmarks``, ``--detector-weights``, the
+    settings dialog): ``kind`` is "registered" (a registered / shipped model name), "card" (a
+    ``card.json``, a folder holding one, or an ``.onnx`` file with its ``card.json`` beside it)
+    or "weights" (a ``.pt`` file, run by ultralytics). ``path``: the card file or the weights."""
+
+    kind: str
+    text: str
+    path: Path | None = None
+
+
+def model_source(spec: str | Path) -> ModelSource:
+    """THE test for "is this a card path?": a registered name, a card, or ``.pt`` weights.
+
+    Only the spelling and ``is_dir`` are looked at; whether the file exists and parses is
+    :func:`find_card`'s (or the loader's) job, which says clearly what is wrong."""
+    text = str(spec).strip()
+    path = Path(text)
+    if path.suffix == ".pt":
+        return ModelSource("weights", text, path)
+    if path.suffix == ".json":
+        return ModelSource("card", text, path)
+    if path.suffix == ".onnx":
+        return ModelSource("card", text, path.parent / "card.json")
+    if path.is_dir():
+        return ModelSource("card", text, path / "card.json")
+    return ModelSource("registered", text)
+
+
+def find_card(spec: str | Path, family: str | None = None) -> ModelCard:
+    """THE resolver: ``"shipped name | card.json | folder | model.onnx"`` -> its ModelCard (of
+    ``family`` when given); ``.pt`` weights have no card: ModelError saying so."""
+    src = model_source(spec)
+    if src.kind == "weights":
+        raise ModelError(f"{src.text}: .pt weights have no model card (they are run by ultralytics)")
+    if src.kind == "card":
+        card = load_card(src.path)
     else:
         cards = shipped_cards()
-        if str(name_or_path) not in cards:
-            raise ModelError(f"unknown model {name_or_path!r}; shipped models: {', '.join(sorted(cards))}")
-        card = cards[str(name_or_path)]
+        if src.text not in cards:
+            raise ModelError(f"unknown model {src.text!r}; shipped models: {', '.join(sorted(cards))}")
+        card = cards[src.text]
     if family is not None and card.family != family:
         raise ModelError(f"model {card.name!r} is a {card.family}, not a {family}")
     return card

@@ -57,9 +57,10 @@ def aligned_crop(recognizer, image: np.ndarray) -> tuple[np.ndarray | None, int]
 def prepare_folder(src: str | Path, out: str | Path, recognizer=None, progress: bool = True) -> PrepareReport:
     """Align every image of ``src/<identity>/<image>`` into ``out/<identity>/<stem>.png``;
     writes ``out/prepare_report.json`` and returns the report."""
+    from engine.config import RecognizerConfig
     from engine.recognizer import Recognizer
 
-    recognizer = recognizer or Recognizer.create()
+    recognizer = recognizer or Recognizer.from_config(RecognizerConfig.still())
     src, out = Path(src), Path(out)
     paths, labels, names = list_identity_folder(src)
     report = PrepareReport()
