@@ -83,9 +83,9 @@ class EnrolmentController(QObject):
                 if job.result is not None:  # the frozen last frame, relabelled
                     win.show_result(job.result)
                 win.gallery_changed.emit()
-            else:
+            else:  # the engine is fine (e.g. the face left): a warning, not an engine error
                 win.notify(job.message, 5000)
-                win.show_error(job.message)
+                win.show_warning(job.message)
             self.finished.emit(job)
         self._show_enrolling()
         if not self.session.enrolling:

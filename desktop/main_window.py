@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
+from desktop.engine_status import BackendStatus
 from desktop.enrolment import EnrolmentController
 from desktop.live_view import LiveView
 from desktop.source_bar import SourceBar, build_actions
@@ -44,7 +45,8 @@ class MainWindow(QMainWindow):
         self.session = session or LiveSession(gallery_path, recognizer, recognizer_factory, capture_config,
                                               pipeline_config)
         self.latest = None  # newest FrameResult shown
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the engine's last error
+        self.last_warning: str | None = None  # the last request that did not happen (enrolment)
         self._fps = RateMeter(window_s=2.0)
         self._state = ("idle", "")
         self._error_box: QMessageBox | None = None
@@ -89,8 +91,11 @@ class MainWindow(QMainWindow):
         self.note_label = QLabel("")
         self.fps_label = QLabel("– FPS")
         self.faces_label = QLabel("0 faces")
+        self.backend_label = BackendStatus(self)  # which backend runs the models; TensorRT builds
+        self.backend_label.plans_ready.connect(self._reload_models)
         sb.addWidget(self.state_label, 1)
         sb.addWidget(self.note_label, 1)
+        sb.addPermanentWidget(self.backend_label)
         sb.addPermanentWidget(self.fps_label)
         sb.addPermanentWidget(self.faces_label)
         self._note_timer = QTimer(self, singleShot=True, timeout=lambda: self.note_label.setText(""))
@@ -124,7 +129,20 @@ class MainWindow(QMainWindow):
             self.show_error(f"cannot start the engine: {type(exc).__name__}: {exc}")
             return False
         self._set_state("idle", "")
+        self.backend_label.show_recognizer(self.session.recognizer)
+        self.backend_label.build_missing()  # TensorRT plans not built yet: built meanwhile, on a thread
         return True
+
+    def _reload_models(self) -> None:
+        """TensorRT plans were built in the background: rebuild the recognizer (its stages now
+        open on them) and restart a running source on it."""
+        running = self.controller.running
+        if running:
+            self.stop()
+        self.session.configure(self.session.recognizer_factory, self.session.pipeline_config)
+        if self.ensure_engine() and running:
+            self.start()
+        self.notify("models reloaded on the TensorRT plans built meanwhile", 5000)
 
     def start(self, source: str | int | None = None) -> bool:
         """Start (or restart) on ``source`` (default: the source field's text)."""
@@ -241,12 +259,22 @@ class MainWindow(QMainWindow):
         self.pause_action.setEnabled(running)
 
     def show_error(self, message: str) -> None:
-        """Status bar + a non-modal message box; never raises."""
+        """An engine error: the state label + a non-modal message box; never raises."""
         self.last_error = message
         log.warning("%s", message)
         spec = self.session.spec
         self._state = ("error", message)
         self.state_label.setText(f"error{' ' + spec.display if spec else ''}: {message}")
+        self._message_box(message)
+
+    def show_warning(self, message: str) -> None:
+        """Something the user asked for did not happen (an enrolment whose face left): a non-modal
+        message box; the engine's state (live, ended...) is left as it is."""
+        self.last_warning = message
+        log.warning("%s", message)
+        self._message_box(message)
+
+    def _message_box(self, message: str) -> None:
         if self._error_box is None:
             box = QMessageBox(QMessageBox.Icon.Warning, "facescope", message, QMessageBox.StandardButton.Ok, self)
             box.setWindowModality(Qt.WindowModality.NonModal)
@@ -256,6 +284,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.source_bar.prober.stop()
+        self.backend_label.stop()
         self.enrolment.stop()
         self.controller.stop()
         try:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from desktop.gallery_panel import GalleryPanel
 from desktop.monitor_panel import MonitorPanel
+from desktop.pool import run_in_pool
 from desktop.settings import Settings
 from desktop.settings_dialog import SettingsDialog
 from engine.util.rate import RateMeter
@@ -51,10 +52,25 @@ def attach_panels(win) -> tuple[GalleryPanel, MonitorPanel]:
         name, ok = QInputDialog.getText(win, "Enrol images", f"Name for the person in {len(paths)} image(s):")
         if not ok or not name.strip():
             return
-        enrolled, problems = session.enrol_images(paths, name.strip())
-        gallery_panel.refresh()
-        if problems:
-            QMessageBox.warning(win, "Enrol images", f"enrolled {enrolled}; skipped:\n" + "\n".join(problems))
+        # Detection and embedding run on a pool thread (the photo recognizer is built here, on the
+        # GUI thread, because the session's state belongs to it); the one-transaction write runs
+        # back on the GUI thread, which owns the gallery connection.
+        recognizer = session.photo_recognizer()
+        win.notify(f"enrolling {len(paths)} image(s)…")
+
+        def stored(batch) -> None:
+            enrolled, problems = session.store_images(batch, name.strip())
+            gallery_panel.refresh()
+            win.gallery_changed_elsewhere()
+            win.notify(f"enrolled {enrolled} face(s) as {name.strip()}", 5000)
+            if problems:
+                QMessageBox.warning(win, "Enrol images", f"enrolled {enrolled}; skipped:\n" + "\n".join(problems))
+
+        def failed(message: str) -> None:
+            win.notify("")
+            QMessageBox.warning(win, "Enrol images", f"nothing enrolled: {message}")
+
+        run_in_pool(lambda: session.prepare_images(paths, recognizer), stored, failed)
 
     gallery_panel.enrol_files_requested.connect(on_files)
 

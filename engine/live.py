@@ -18,6 +18,11 @@ the caller's thread, and :meth:`poll` relabels that frozen frame.
         ...
     session.enrol(track_id, "Ada", k=5, seconds=3.0)          # any time, owner thread
     for done in session.poll(): ...                           # owner thread, e.g. every 100 ms
+
+Sightings. With a gallery open, every track that ends (or every ``max_span_s`` of a long one)
+becomes a sighting (:mod:`engine.sightings`): the worker only updates small per-track records;
+:meth:`poll` writes them on the owner thread (batched every ``flush_every_s``) and purges
+by retention on :meth:`open` and every ``purge_every_s``.
 """
 from __future__ import annotations
 
@@ -31,9 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from engine.live_enrolment import FIRST_SAMPLE_S, TRACK_LOST_S, Enrolment, Sample, enrol_image_files
+from engine.live_people import PeopleMixin
 from engine.pipeline import FrameResult, Pipeline, PipelineConfig, realtime_config
+from engine.sightings import Sighting, SightingCollector, SightingConfig
 
 log = logging.getLogger(__name__)
+DEFAULT_SIGHTINGS = SightingConfig()
 __all__ = ["FIRST_SAMPLE_S", "TRACK_LOST_S", "Enrolment", "LiveSession", "Sample", "enrol_image_files",
            "realtime_recognizer"]
 
@@ -45,7 +53,7 @@ def realtime_recognizer():
     return Recognizer.from_config(realtime_config())
 
 
-class LiveSession:
+class LiveSession(PeopleMixin):
     """Source + recognizer + gallery + pipeline + enrolment, for one window or script.
 
     ``recognizer`` (built now) or ``recognizer_factory`` (built by :meth:`open`);
@@ -54,7 +62,8 @@ class LiveSession:
 
     def __init__(self, gallery_path: str | Path | None = None, recognizer=None,
                  recognizer_factory: Callable[[], object] = realtime_recognizer, capture_config=None,
-                 pipeline_config: PipelineConfig | None = None, gallery=None) -> None:
+                 pipeline_config: PipelineConfig | None = None, gallery=None,
+                 sightings: SightingConfig | None = DEFAULT_SIGHTINGS) -> None:
         self.gallery_path = Path(gallery_path) if gallery_path else None
         self.recognizer = recognizer
         self.recognizer_factory = recognizer_factory
@@ -72,6 +81,13 @@ class LiveSession:
         self._collecting: dict[int, Enrolment] = {}  # worker side
         self._samples: dict[int, Sample] = {}        # newest sample per live track
         self._enrolling: set[int] = set()            # owner side view: asked, not yet polled
+        self._photos = None  # (recognizer, its photo recognizer), see photo_recognizer
+        self.sighting_config = sightings                 # None: record no sightings
+        self._sightings_done: queue.SimpleQueue[Sighting] = queue.SimpleQueue()  # worker -> owner
+        self._pending: list[Sighting] = []               # owner side: taken, not yet written
+        self._next_flush = self._next_purge = 0.0
+        self.sightings_written = 0
+        self.sightings_purged = 0
 
     # -- owner thread ----------------------------------------------------------------------------
     def open(self) -> None:
@@ -84,6 +100,7 @@ class LiveSession:
             self.gallery_path.parent.mkdir(parents=True, exist_ok=True)
             emb = self.recognizer.embedder
             self.gallery = Gallery.open(self.gallery_path, emb.id, emb.dim, create=True)
+        self._purge_sightings(regroup=False)
 
     def configure(self, recognizer_factory: Callable[[], object], pipeline_config: PipelineConfig | None) -> None:
         """New settings: the recognizer is rebuilt with them on the next :meth:`open`."""
@@ -91,6 +108,7 @@ class LiveSession:
 
     def close(self) -> None:
         self.interrupt()
+        self.flush_sightings(force=True)
         if self.gallery is not None:
             gallery, self.gallery = self.gallery, None
             gallery.close()
@@ -121,6 +139,7 @@ class LiveSession:
         """Write the enrolments the worker finished to the gallery and give their tracks the
         new identity; returns them (status "done" or "failed", with a message)."""
         out = []
+        self.flush_sightings()
         while True:
             try:
                 job = self._ready.get_nowait()
@@ -131,11 +150,43 @@ class LiveSession:
             out.append(job)
 
     def enrol_images(self, paths, name: str) -> tuple[int, list[str]]:
-        """Enrol the largest face of each image file (see :func:`enrol_image_files`)."""
+        """Enrol the largest face of each image file (see :func:`enrol_image_files`), here and now
+        (scripts, tests). The window splits it: :meth:`prepare_images` on a pool thread, then
+        :meth:`store_images` on the owner thread."""
         self.open()
         if self.gallery is None:
             return 0, ["no gallery is open (start the app with --gallery)"]
-        return enrol_image_files(self.gallery, self.recognizer, paths, name)
+        return enrol_image_files(self.gallery, self.photo_recognizer(), paths, name)
+
+    def photo_recognizer(self):
+        """The recognizer for photo files (:meth:`engine.recognizer.Recognizer.for_photos`), built once."""
+        self.open()
+        if self._photos is None or self._photos[0] is not self.recognizer:
+            self._photos = (self.recognizer, self.recognizer.for_photos())
+        return self._photos[1]
+
+    def prepare_images(self, paths, recognizer=None):
+        """Any thread: read, detect, align and embed the largest face of each image file (the
+        model work of a drop-to-enrol; ``recognizer`` from :meth:`photo_recognizer`, asked for on
+        the owner thread). Returns an :class:`engine.enrolment.EnrolmentBatch`; nothing is written."""
+        from engine.enrolment import prepare_enrolment
+
+        return prepare_enrolment(recognizer or self.photo_recognizer(), paths)
+
+    def store_images(self, batch, name: str) -> tuple[int, list[str]]:
+        """Owner thread: write a prepared batch as ``name`` in one transaction; (faces enrolled, problems)."""
+        from engine.errors import FacescopeError
+
+        if self.gallery is None:
+            return 0, [*batch.problems, "no gallery is open (start the app with --gallery)"]
+        if not len(batch):
+            return 0, batch.problems
+        try:
+            ids = batch.enroll_into(self.gallery, name)
+        except (FacescopeError, ValueError) as exc:
+            return 0, [*batch.problems, f"nothing enrolled: {exc}"]
+        self.relabel_latest()
+        return len(ids), batch.problems
 
     def relabel_latest(self) -> FrameResult | None:
         """The last frame labelled from the current gallery names, when no source runs."""
@@ -155,6 +206,10 @@ class LiveSession:
         capture = Capture(spec, self.capture_config or CaptureConfig(realtime=True), on_state=on_state)
         self.spec = spec
         self.pipeline = Pipeline(self.recognizer, self.gallery.index if self.gallery else None, self.pipeline_config)
+        collector = None
+        if self.gallery is not None and self.sighting_config is not None:
+            # display: URL passwords masked; one queue for every source, so none of a run's sightings is lost
+            collector = SightingCollector(spec.display, self.sighting_config, self._sightings_done)
         with self._lock:
             self._samples.clear()
             self._capture, self._running = capture, True
@@ -162,6 +217,8 @@ class LiveSession:
             capture.start()
             for r in self.pipeline.run(capture, max_frames):
                 self._observe(r)
+                if collector is not None:
+                    collector.observe(r)
                 if self.drain():  # requests posted during the last frame, e.g. an enrolment's
                     r = self.pipeline.relabel(r)  # identity: shown on this very frame
                 self.latest = r
@@ -172,6 +229,8 @@ class LiveSession:
             self.drain()
             for job in list(self._collecting.values()):
                 self._finish(job)  # the source ended: enrol what was collected
+            if collector is not None:
+                collector.end_all()  # the source ended: every visit on it ended
             capture.stop()
 
     def drain(self) -> int:

@@ -5,6 +5,7 @@ this module serves the CLI (enrol, identify, eval) where every image is independ
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,7 @@ class Recognizer:
     embedder: Embedder
     match: MatchConfig = MatchConfig()
     landmarker: Landmarker | None = None
+    config: RecognizerConfig | None = None  # the tree it was built from (None: assembled by hand)
 
     @classmethod
     def from_config(cls, config: RecognizerConfig) -> Recognizer:
@@ -57,7 +59,35 @@ class Recognizer:
         kwargs = {"weights": config.detector_weights} if config.detector_weights else {}
         landmarker = make_landmarker(config.landmarks, config.runtime) if config.landmarks.model else None
         return cls(detector_for(config.detector, config.runtime, **kwargs),  # still images: + pyramid
-                   make_embedder(config.embedder.name, config.embedder, config.runtime), config.match, landmarker)
+                   make_embedder(config.embedder.name, config.embedder, config.runtime), config.match, landmarker,
+                   config)
+
+    def for_photos(self) -> Recognizer:
+        """This recognizer for still photos (files dropped on the window while it runs video): the
+        same embedder, landmarker and threshold, with the still-image preset's detector (the image's
+        own size + the pyramid, the card's score threshold) instead of the real-time one. Itself
+        when it already detects at native size, or when it was not built from a config tree."""
+        if self.config is None or self.config.detector.input_size is None:
+            return self
+        detector = dataclasses.replace(self.config.detector, input_size=None, pyramid=True, score_threshold=None)
+        config = dataclasses.replace(self.config, detector=detector)
+        kwargs = {"weights": config.detector_weights} if config.detector_weights else {}
+        return Recognizer(detector_for(detector, config.runtime, **kwargs), self.embedder, self.match, self.landmarker,
+                          config)
+
+    def backends(self) -> dict[str, object]:
+        """The backend choice of each stage: {"detector"|"landmarks"|"embedder": its session's
+        :class:`engine.backends.Selection`, or a string for a stage without an ONNX session (a YOLO
+        ``.pt`` run by ultralytics)}; what ``facescope doctor`` and the window's status bar show."""
+        stages = {"detector": getattr(self.detector, "detector", self.detector),  # a pyramid wraps one
+                  "landmarks": self.landmarker, "embedder": self.embedder}
+        out: dict[str, object] = {}
+        for name, stage in stages.items():
+            if stage is None:
+                continue
+            session = getattr(stage, "session", None)
+            out[name] = getattr(session, "selection", None) or ("ultralytics (PyTorch)" if session is None else "?")
+        return out
 
     @property
     def threshold(self) -> float:

@@ -259,3 +259,17 @@ def test_bench_gui_probe(tmp_path):
     # never exactly on time, and a p95 above a quarter second means a blocked event loop.
     assert 0 < data["event_loop_p50_ms"] <= data["event_loop_p95_ms"] <= data["event_loop_max_ms"]
     assert data["event_loop_p95_ms"] < 250, data
+
+
+def test_bench_gallery_encryption_cost(tmp_path):
+    """`facescope bench gallery`: the same gallery plain and encrypted, timed in one run."""
+    pytest.importorskip("sqlcipher3", reason="needs the secure extra (sqlcipher3)")
+    out = tmp_path / "crypto.json"
+    r = facescope("bench", "gallery", "--faces", "200", "--json", out, cwd=tmp_path)
+    data = json.loads(out.read_text())
+    assert data["faces"] == 200 and data["encrypted_has_sqlite_header"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crypto.json"]  # its galleries lived in a temp folder
+    for variant in ("plain", "encrypted"):
+        assert 0 < data[variant]["open_ms"] < 5000 and 0 < data[variant]["enrol_ms"] <= data[variant]["enrol_p90_ms"]
+    assert 20 < data["kdf_ms"] < 5000  # scrypt n=2^15, r=8: ~0.1 s on a desktop CPU, never free
+    assert "encrypted: open + load index" in r.stdout

@@ -352,3 +352,29 @@ def test_gallery_panel_refresh_with_many_people_loads_thumbnails_lazily(qtbot, t
         qtbot.waitUntil(lambda: not panel.persons_list.item(399).icon().isNull(), timeout=3000)
         assert panel.thumbnails_loaded() < 80
         panel.set_gallery(None)
+
+
+def test_run_in_pool_delivers_on_the_gui_thread_and_turns_errors_into_messages(qtbot):
+    """Model work for the window (drop-to-enrol) runs on a pool thread; its result or its error
+    comes back on the GUI thread, so a worker's exception never reaches Qt."""
+    import threading
+
+    from desktop.pool import run_in_pool
+
+    gui = threading.get_ident()
+    seen: dict[str, object] = {}
+
+    def work():
+        seen["worker"] = threading.get_ident()
+        return 42
+
+    run_in_pool(work, lambda r: seen.update(result=r, done_on=threading.get_ident()), lambda m: seen.update(err=m))
+    qtbot.waitUntil(lambda: "result" in seen, timeout=5000)
+    assert seen["result"] == 42 and seen["done_on"] == gui and seen["worker"] != gui
+
+    def boom():
+        raise ValueError("no face in x.jpg")
+
+    run_in_pool(boom, lambda r: seen.update(bad=r), lambda m: seen.update(err=m, err_on=threading.get_ident()))
+    qtbot.waitUntil(lambda: "err" in seen, timeout=5000)
+    assert seen["err"] == "ValueError: no face in x.jpg" and seen["err_on"] == gui and "bad" not in seen

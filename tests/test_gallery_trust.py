@@ -128,10 +128,11 @@ def face_fragments(conn: sqlite3.Connection, where: str, params: list) -> dict[i
 @pytest.fixture(scope="module")
 def real_gallery(lfw, tmp_path_factory):
     """A gallery of five LFW people (3 faces each: real crops, real SFace embeddings), built once."""
+    from engine.config import RecognizerConfig
     from engine.enrolment import prepare_enrolment
     from engine.recognizer import Recognizer
 
-    rec = Recognizer.create()
+    rec = Recognizer.from_config(RecognizerConfig())
     # Two-word names: the stored sources (file paths) hold "First_Last", never "First Last", so a
     # name found by the scan can only come from the persons table or its indexes.
     people = [d for d in sorted(lfw.iterdir()) if d.name.count("_") == 1 and len(list(d.glob("*.jpg"))) >= 4][:5]
@@ -373,9 +374,9 @@ def test_v1_gallery_migrates_in_one_step_and_loses_nothing(tmp_path: Path, rng):
     assert refused.returncode == 2 and "without an audit trail" in refused.stderr and db.read_bytes() == before
 
     with Gallery.open(db, EMB, DIM) as g:
-        assert Gallery.inspect(db).schema_version == SCHEMA_VERSION == 2
+        assert Gallery.inspect(db).schema_version == SCHEMA_VERSION == 3
         assert [(e.seq, e.action, e.details) for e in g.audit_entries()] == \
-            [(1, "migrate", {"from_version": 1, "to_version": 2})]
+            [(1, "migrate", {"from_version": 1, "to_version": 3})]
         assert g.verify_audit().ok
         assert sorted(p.name for p in g.persons()) == ["Ada", "Bob"]
         _, ada = g.embeddings("Ada")
@@ -511,3 +512,13 @@ def test_cli_run_with_password_url_leaks_nothing(rtsp401, tmp_path: Path):
             outputs[str(path)] = path.read_bytes().decode("latin-1")
     leaks = [(where, s) for where, text in outputs.items() for s in secret_forms() if s in text]
     assert not leaks, leaks
+
+
+def test_cli_main_in_process_leaves_the_default_frontend_as_it_was():
+    """`main()` records "cli" for the galleries it opens, and only for its own run: a script or a
+    test calling it in-process keeps its own front end ("api") afterwards."""
+    from engine.cli.main import main
+
+    assert audit.default_frontend() == "api"
+    assert main(["models"]) == 0
+    assert audit.default_frontend() == "api"

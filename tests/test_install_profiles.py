@@ -20,9 +20,9 @@ import pytest
 from desktop.platform_check import XCB_INSTALL, explain, missing_libraries, packages_for
 from tests.conftest import REPO
 
-# the top-level modules of every extra (gui, train, bench, trt) and what they pull in
+# the top-level modules of every extra (gui, train, bench, trt, secure) and what they pull in
 OPTIONAL = ("torch", "torchvision", "ultralytics", "PySide6", "shiboken6", "pyqtgraph", "dlib",
-            "face_recognition_models", "tensorrt", "cuda", "openvino", "onnxslim")
+            "face_recognition_models", "tensorrt", "cuda", "openvino", "onnxslim", "sqlcipher3", "keyring", "paho")
 DEMO = REPO / "resources" / "demo" / "megamind.avi"
 
 ABSENT = """

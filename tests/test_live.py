@@ -200,3 +200,36 @@ def test_presets_own_their_detector_settings():
     assert realtime_config(detector=DetectorConfig(score_threshold=0.8)).detector.score_threshold == 0.8
     assert RecognizerConfig.still().detector.input_size is None and RecognizerConfig.still().detector.pyramid
     assert RecognizerConfig.still().detector.score_threshold is None
+
+
+def test_dropped_photos_enrol_off_the_owner_thread_with_the_still_detector(session, tmp_path):
+    """Drop-to-enrol: the model work runs on another thread (prepare_images), the write on the
+    owner thread (store_images); photos get the still-image detector (native size + pyramid), so
+    a face filling a big photo is found, which the real-time 640x384 detector misplaces."""
+    import threading
+
+    import cv2
+
+    from engine.detectors.multiscale import PyramidDetector
+    from tests.conftest import shared_path
+
+    lfw = shared_path("data", "lfw", "lfw-deepfunneled")
+    photo = cv2.imread(str(lfw / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"))
+    big = tmp_path / "big.jpg"
+    cv2.imwrite(str(big), cv2.resize(photo, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC))  # 2000x2000
+    still = session.photo_recognizer()
+    assert isinstance(still.detector, PyramidDetector) and not isinstance(session.recognizer.detector, PyramidDetector)
+    assert still.embedder is session.recognizer.embedder and still.landmarker is session.recognizer.landmarker
+    assert session.photo_recognizer() is still  # built once per recognizer
+    out = {}
+    files = [big, tmp_path / "no.jpg"]
+    worker = threading.Thread(target=lambda: out.update(batch=session.prepare_images(files, still)))
+    worker.start()
+    worker.join(120)
+    batch = out["batch"]
+    assert len(batch) == 1 and len(batch.problems) == 1 and "no.jpg" in batch.problems[0]
+    assert "Aaron Peirsol" not in {p.name for p in session.gallery.persons()}  # nothing written off-thread
+    assert session.store_images(batch, "Aaron Peirsol") == (1, batch.problems)
+    ref = still.largest(photo)  # the original 250x250 photo: the same face, embedded alike
+    _, stored = session.gallery.embeddings("Aaron Peirsol")
+    assert float(ref.embeddings[0] @ stored[0]) > 0.8

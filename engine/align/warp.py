@@ -14,6 +14,8 @@ kernel whose rounding differs by <= 4 levels on ~1-8% of pixels.
 """
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 from llvmlite import ir
@@ -22,6 +24,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .template import _parse_size
+
+# Numba's parallel kernels run on its threading layer: OpenMP or TBB are safe to enter from two
+# threads at once, but the "workqueue" fallback (no libgomp/TBB on the machine) aborts the process
+# on concurrent launches. The pipeline's worker and a drop-to-enrol pool thread can warp at the
+# same time, so launches are serialised: uncontended, the lock costs ~0.1 us per call.
+_LAUNCH = threading.Lock()
 
 
 @intrinsic
@@ -254,7 +262,8 @@ def warp_to_tensor(
     out = _check_out(out, (m64.shape[0], 3, h, w))
     if m64.shape[0]:
         minv = _invert(m64)
-        _warp_kernel(img, minv, _deltas(minv, w), mean32, std32, bool(rgb), out, _NO_CROPS)
+        with _LAUNCH:
+            _warp_kernel(img, minv, _deltas(minv, w), mean32, std32, bool(rgb), out, _NO_CROPS)
     return out
 
 
@@ -265,7 +274,8 @@ def warp_crops(image: np.ndarray, M: np.ndarray, size: tuple[int, int] = (112, 1
     crops = np.empty((m64.shape[0], h, w, 3), dtype=np.uint8)
     if m64.shape[0]:
         minv = _invert(m64)
-        _warp_kernel(img, minv, _deltas(minv, w), mean32, std32, False, _NO_TENSOR, crops)
+        with _LAUNCH:
+            _warp_kernel(img, minv, _deltas(minv, w), mean32, std32, False, _NO_TENSOR, crops)
     return crops
 
 

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(ph)
     ph.set_defaults(func=run_photos)
 
+    gc = bench.add_parser("gallery", help="what encryption at rest costs: open/load and enrol, plain vs "
+                                          "encrypted, same gallery (needs the secure extra)")
+    gc.add_argument("--faces", type=int, default=6000, help="faces in the gallery (default 6000)")
+    gc.add_argument("--json", metavar="PATH")
+    gc.set_defaults(func=run_gallery_crypto)
+
     s = bench.add_parser("search", help="gallery search latency over N stored embeddings")
     s.add_argument("--size", type=int, default=100_000, help="stored embeddings (default 100000)")
     s.add_argument("--dim", type=int, default=128)
@@ -80,6 +86,17 @@ def run_photos(args: argparse.Namespace) -> int:
         raise ValueError(f"--scales must be comma-separated numbers, got {args.scales!r}") from None
     result = bench_photos(build_recognizer(args), args.lfw, people=args.people, scales=scales)
     print(format_photos(result))
+    write_json(args.json, result)
+    return 0
+
+
+def run_gallery_crypto(args: argparse.Namespace) -> int:
+    from engine.bench.gallery_crypto import bench_gallery_crypto, format_gallery_crypto
+    from engine.gallery import crypto
+
+    crypto.module()  # the secure extra: one clear line when sqlcipher3 is missing
+    result = bench_gallery_crypto(args.faces)
+    print(format_gallery_crypto(result))
     write_json(args.json, result)
     return 0
 

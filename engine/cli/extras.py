@@ -18,6 +18,7 @@ from engine.errors import FacescopeError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "gui": ("PySide6", "pyqtgraph"),
     "train": ("torch", "torchvision", "ultralytics"),
+    "mqtt": ("paho",),  # facescope run --mqtt (paho-mqtt)
 }
 
 

@@ -1,4 +1,4 @@
-"""``facescope gallery list|rename|merge|delete|forget|export|import|reembed|audit``: manage a gallery file.
+"""``facescope gallery list|rename|merge|delete|forget|export|import|reembed|audit|encrypt|decrypt|rekey``.
 
 Every change is recorded in the gallery's audit trail with front end "cli".
 """
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -43,10 +44,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--replace", action="store_true", help="replace this gallery's contents instead of merging")
     a = action("reembed", "recompute every embedding from its stored crop with another embedder", run_reembed)
     add_model_args(a)
+    a = action("not-person", "this sighting is NOT this person: remember it as a negative example, so faces "
+                             "closer to it than to the person's own faces are not matched to them", run_not_person)
+    a.add_argument("--sighting", type=int, required=True, metavar="ID", help="sighting id (facescope sightings list)")
+    a.add_argument("--person", required=True, metavar="NAME")
     a = action("audit", "list the audit trail of changes (ids and counts, never names or faces)", run_audit)
     a.add_argument("--verify", action="store_true",
                    help="recompute the hash chain; exit 1 naming the first removed or edited entry")
     a.add_argument("--json", action="store_true", help="print the entries (and verification) as one JSON object")
+    key_help = ("the key: a passphrase (FACESCOPE_GALLERY_PASSPHRASE, else asked on the terminal; stretched with "
+                "scrypt) or, with --keyring, a random key kept in the OS keyring. Needs the secure extra.")
+    a = action("encrypt", f"encrypt the gallery in place (SQLCipher); {key_help}", run_encrypt)
+    a.add_argument("--keyring", action="store_true", help="keep a random key in the OS keyring, not a passphrase")
+    action("decrypt", "store the gallery unencrypted again, in place (needs its current key)", run_decrypt)
+    a = action("rekey", "change the key of an encrypted gallery in place (the new passphrase: "
+                        "FACESCOPE_GALLERY_NEW_PASSPHRASE, else asked)", run_rekey)
+    a.add_argument("--keyring", action="store_true", help="switch to a random key in the OS keyring")
 
 
 def _open(path: str):
@@ -54,6 +67,15 @@ def _open(path: str):
 
     meta = Gallery.inspect(path)
     return Gallery.open(path, meta.embedder_id, meta.embedding_dim, create=False, frontend="cli")
+
+
+def run_not_person(args: argparse.Namespace) -> int:
+    from engine.gallery.negatives import not_person_sighting
+
+    with _open(args.gallery) as g:
+        nid = not_person_sighting(g, args.sighting, args.person)
+    print(f"sighting {args.sighting} is not {args.person}: stored as negative example {nid}")
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -170,3 +192,32 @@ def run_audit(args: argparse.Namespace) -> int:
                 for line in check.problems:
                     print(f"audit trail BROKEN: {line}")
     return 0 if check is None or check.ok else 1
+
+
+def _change_key(path: str, target: str | None, *, encrypted: bool | None) -> int:
+    """``encrypted``: what the gallery must be before (None: either)."""
+    from engine.gallery import crypto, rekey
+
+    if encrypted is False and crypto.is_encrypted(Path(path)):
+        raise ValueError(f"gallery {path} is already encrypted; `facescope gallery rekey` changes its key")
+    if encrypted is True and not crypto.is_encrypted(Path(path)):
+        raise ValueError(f"gallery {path} is not encrypted; `facescope gallery encrypt` encrypts it")
+    action = rekey.change_key(path, target, frontend="cli")
+    where = {"passphrase": "a passphrase", "keyring": "a key in the OS keyring", None: ""}[target]
+    print({"encrypt": f"encrypted {path} with {where} (key file {path}{crypto.SIDECAR_SUFFIX}: back it up with the "
+                      "gallery; it holds the salt, not the key)",
+           "decrypt": f"decrypted {path}: it is stored unencrypted now",
+           "rekey": f"re-keyed {path}: it is encrypted with {where} now"}[action])
+    return 0
+
+
+def run_encrypt(args: argparse.Namespace) -> int:
+    return _change_key(args.gallery, "keyring" if args.keyring else "passphrase", encrypted=False)
+
+
+def run_decrypt(args: argparse.Namespace) -> int:
+    return _change_key(args.gallery, None, encrypted=True)
+
+
+def run_rekey(args: argparse.Namespace) -> int:
+    return _change_key(args.gallery, "keyring" if args.keyring else "passphrase", encrypted=True)

@@ -19,14 +19,16 @@ from engine.cli import (
     gui_cmd,
     models_cmd,
     run_cmd,
+    sightings_cmd,
     synth_cmd,
     train_cmd,
     trt_cmd,
+    unknowns_cmd,
 )
 from engine.errors import FacescopeError
 
-COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, eval_cmd, bench_cmd, synth_cmd, models_cmd, train_cmd,
-            trt_cmd, doctor_cmd, embedder_cmds)
+COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, sightings_cmd, eval_cmd, bench_cmd, synth_cmd,
+            models_cmd, train_cmd, trt_cmd, doctor_cmd, embedder_cmds, unknowns_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # plain `facescope` opens the window
         args.func = gui_cmd.run
-    from engine.gallery.audit import set_default_frontend
+    from engine.gallery.audit import default_frontend, set_default_frontend
 
+    before = default_frontend()  # restored after: main() also runs in-process (tests, scripts)
     set_default_frontend("gui" if args.func is gui_cmd.run else "cli")  # recorded in the gallery's audit trail
     try:
         return int(args.func(args) or 0)
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("facescope: interrupted", file=sys.stderr)
         return 130
+    finally:
+        set_default_frontend(before)
 
 
 if __name__ == "__main__":

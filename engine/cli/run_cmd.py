@@ -11,6 +11,7 @@ import cv2
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
 from engine.errors import FacescopeError
+from engine.events_out.cli import add_event_args, open_publisher
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "video and a JSON-lines log of appear / identified / lost events.")
     p.add_argument("--source", required=True,
                    help="webcam index (0), rtsp://... / http://... URL, video file or folder")
-    p.add_argument("--gallery", help="gallery file to identify against (default: everyone is unknown)")
+    p.add_argument("--gallery", help="gallery file to identify against (default: everyone is unknown); every "
+                                     "face seen is recorded there as a sighting (facescope sightings list)")
+    p.add_argument("--no-sightings", action="store_true", help="do not record sightings in the gallery")
     p.add_argument("--out", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--events", metavar="JSONL", help="append one JSON object per event to this file")
+    add_event_args(p)
     p.add_argument("--realtime", action="store_true",
                    help="play files at their native rate like a camera (frames are dropped if processing is slower)")
     p.add_argument("--frames", type=int, default=0, help="stop after this many processed frames (0 = until the end)")
@@ -39,26 +43,55 @@ def run(args: argparse.Namespace) -> int:
     from engine.draw import draw_faces
     from engine.events import EventLog
     from engine.pipeline import Pipeline, PipelineConfig
+    from engine.sightings import SightingCollector, SightingConfig
+    from engine.sightings import store as sighting_store
 
     spec = parse_source(args.source)
     rec = build_tracking_recognizer(args)
     log = EventLog()
-    stats_faces = stats_named = frames = 0
+    stats_faces = stats_named = frames = sightings = 0
     writer = None
     t0 = time.perf_counter()
     with ExitStack() as stack:
         gallery = stack.enter_context(open_gallery(args.gallery, rec.embedder, create=False)) if args.gallery else None
         capture = stack.enter_context(Capture(spec, CaptureConfig(realtime=args.realtime)))
         events = stack.enter_context(open(args.events, "a")) if args.events else None
+        publisher = stack.enter_context(open_publisher(args, spec.display))  # MQTT / webhooks, off this thread
         pconfig = PipelineConfig(landmarks_every_frame=bool(args.draw_landmarks and rec.landmarker is not None))
         pipeline = Pipeline(rec, gallery.index if gallery else None, pconfig)
+        collector = None
+        if gallery is not None and not args.no_sightings:
+            scfg = SightingConfig()
+            purged = sighting_store.purge(gallery, scfg.retention)
+            if purged:
+                print(f"purged {purged} sightings past retention")
+            collector = SightingCollector(spec.display, scfg)  # display: URL passwords masked
+            next_flush = time.monotonic() + scfg.flush_every_s
+            next_purge = time.monotonic() + scfg.retention.purge_every_s
+
+            def flush() -> None:
+                nonlocal sightings, next_purge
+                sightings += len(sighting_store.record(gallery, collector.take()))
+                if time.monotonic() >= next_purge:  # a camera run lasts days: retention holds meanwhile
+                    sighting_store.purge(gallery, scfg.retention)
+                    next_purge = time.monotonic() + scfg.retention.purge_every_s
+
+            # the source ended (or an error): close the open visits and write them, before the gallery closes
+            stack.callback(lambda: (collector.end_all(), flush()))
         capture.start()
         for result in pipeline.run(capture, max_frames=args.frames or None):
             frame = result.frame
+            if collector is not None:
+                collector.observe(result)
+                if time.monotonic() >= next_flush:
+                    flush()
+                    next_flush = time.monotonic() + scfg.flush_every_s
             for ev in log.update(result.faces, frame.index, frame.timestamp, frame.pts_s, result.alive):
                 line = ev.to_json()
                 if events:
                     events.write(json.dumps(line) + "\n")
+                if publisher is not None:
+                    publisher.publish(line)
                 if ev.kind == "identified":
                     print(f"frame {frame.index}: track {ev.track_id} is {ev.name or 'unknown'}")
             if args.out:
@@ -81,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"source failed: {stats.reason}")
     if args.out:
         print(f"annotated video: {args.out}")
+    if args.gallery and not args.no_sightings:
+        print(f"{sightings} sightings recorded in {args.gallery}")
     return 0
 
 

@@ -39,7 +39,10 @@ from .codec import utc_now
 
 FRONTENDS = ("cli", "gui", "api")
 ACTIONS = ("create", "migrate", "add_person", "enroll", "rename", "merge", "delete_person", "delete_face",
-           "import", "reembed", "export")
+           "import", "reembed", "export",
+           "encrypt", "decrypt", "rekey",  # encryption at rest (rekey.py): key source only, never a key
+           # people features (schema v3): counts and ids only, like the rest
+           "record_sightings", "purge_sightings", "regroup", "name_group", "merge_groups", "ignore_group", "not_person")
 GENESIS = "0" * 64  # ``prev`` of entry 1
 _default_frontend = "api"
 

@@ -36,6 +36,10 @@ class GalleryFormatError(GalleryError):
     application's database, a newer schema version, or damaged. The file is left untouched."""
 
 
+class GalleryKeyError(GalleryError):
+    """The gallery is encrypted and its key is missing or wrong (nothing was read or changed)."""
+
+
 class GalleryBusyError(GalleryError):
     """Another process held the write lock for longer than the busy timeout."""
 
@@ -63,3 +67,22 @@ class EmbedderMismatchError(GalleryError):
             f"{what} {path} holds embeddings of embedder {stored_id!r} ({stored_dim}-d), but the current "
             f"embedder is {wanted_id!r} ({wanted_dim}-d); run `facescope gallery reembed --gallery {path}` "
             f"to re-embed its stored face crops with {wanted_id!r}")
+
+
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
+
+
+def database_failure(exc: BaseException, path: object = None) -> GalleryError | None:
+    """The one-line GalleryError for a SQLite error that is not a bug of ours (disk full, I/O error, a
+    damaged file); None for the rest. ``exc`` from sqlite3 or sqlcipher3 (both carry ``sqlite_errorcode``)."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    what = f"gallery {path}" if path is not None else "the gallery"
+    if code == _SQLITE_FULL:
+        return GalleryError(f"cannot write {what}: the disk is full ({exc}); the change was rolled back")
+    if code == _SQLITE_IOERR:
+        return GalleryError(f"cannot write {what}: {exc} (disk full, file size limit or a failing disk); the change "
+                            "was rolled back")
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return GalleryFormatError(f"{what} is damaged: SQLite says {exc}; nothing was changed (restore it from an "
+                                  "export or pick another file)")
+    return None

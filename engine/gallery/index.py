@@ -7,6 +7,12 @@ person's score for a query is the cosine similarity of their best face.
 Storage grows geometrically (capacity doubles) so adding faces is amortised O(K*D) with no
 per-add ``vstack``; deletions compact in place (O(M), rare UI actions). A lock serialises
 mutations and searches, so a recognition thread may search while the UI thread edits.
+
+Negatives ("not this person", schema v3) are a second, usually tiny, matrix (N, D) with their
+person ids. ``search`` also returns, per query, the best similarity to the NEGATIVES of the
+person it found (``SearchResult.negative``; -inf when that person has none), and :func:`decide`
+refuses a match that is closer to the person's negatives than to their faces. Without
+negatives this costs one ``if``; with N negatives one (Q, N) product per frame.
 """
 from __future__ import annotations
 
@@ -23,18 +29,34 @@ NO_MATCH = NO_ID  # person id of "nobody": empty gallery, NaN/zero query, below 
 _MIN_CAPACITY = 256
 _BLAS_TEMP_ELEMENTS = 1 << 22  # bound of the (Q, chunk) similarity block in the BLAS path (16 MB)
 
-SearchResult = tuple[np.ndarray, list, np.ndarray]
 
 
-def decide(person_ids: np.ndarray, similarities: np.ndarray, threshold: float) -> np.ndarray:
+class SearchResult(tuple):
+    """``(person_ids (Q,) int64, names list, similarities (Q,) float32)`` as before (it unpacks
+    to three), plus ``negative`` (Q,) float32: the best similarity of each query to the
+    negatives of the person found (-inf where that person has none)."""
+
+    negative: np.ndarray
+
+    def __new__(cls, person_ids, names, sims, negative=None):
+        self = super().__new__(cls, (person_ids, names, sims))
+        self.negative = np.full(len(sims), -np.inf, np.float32) if negative is None else negative
+        return self
+
+
+def decide(person_ids: np.ndarray, similarities: np.ndarray, threshold: float,
+           negative: np.ndarray | None = None) -> np.ndarray:
     """THE open-set decision: (Q,) person ids of the best matches and their (Q,) cosine
-    similarities -> (Q,) int64 ids, ``NO_ID`` where the match is rejected (no match, NaN, or
-    below ``threshold``). Every caller (pipeline votes, still-image matching, ``match``) goes
-    through here, so a margin or negatives rule added later applies everywhere at once."""
+    similarities -> (Q,) int64 ids, ``NO_ID`` where the match is rejected: no match, NaN,
+    below ``threshold``, or (given ``negative`` (Q,), ``SearchResult.negative``) closer to that
+    person's "not this person" examples than to their faces. Every caller (pipeline votes,
+    still-image matching, ``match``) goes through here, so a rule applies everywhere at once."""
     pids = np.asarray(person_ids, np.int64)
     sims = np.asarray(similarities, np.float32)
     with np.errstate(invalid="ignore"):
         known = (pids != NO_ID) & np.isfinite(sims) & (sims >= threshold)
+        if negative is not None:
+            known &= ~(np.asarray(negative, np.float32) > sims)
     return np.where(known, pids, NO_ID)
 
 
@@ -67,6 +89,9 @@ class GalleryIndex:
         self._lock = threading.Lock()
         self._allocate(dim, capacity)
         self._names: dict[int, str] = {}
+        self._neg = np.zeros((0, dim), np.float32)     # negatives, L2-normalised (N, D)
+        self._neg_pids = np.zeros(0, np.int64)         # (N,) their person ids
+        self._neg_ids = np.zeros(0, np.int64)          # (N,) their row ids in the gallery
 
     def _allocate(self, dim: int, capacity: int) -> None:
         capacity = max(_MIN_CAPACITY, int(capacity))
@@ -111,6 +136,29 @@ class GalleryIndex:
         with self._lock:
             return self._matrix[: self._n].copy()
 
+    @property
+    def negative_count(self) -> int:
+        return len(self._neg_pids)
+
+    # -------------------------------------------------------------- negatives
+    def set_negatives(self, ids, person_ids, embeddings) -> None:
+        """Replace every negative: ids (N,), person ids (N,), embeddings (N, D) (normalised here)."""
+        nids, pids, emb = self._check_rows(self._dim, ids, person_ids, np.asarray(embeddings, np.float32).reshape(
+            -1, self._dim))
+        with self._lock:
+            self._neg, self._neg_pids, self._neg_ids = _normalise_rows(emb), pids.copy(), nids.copy()
+
+    def add_negatives(self, ids, person_ids, embeddings) -> None:
+        nids, pids, emb = self._check_rows(self._dim, ids, person_ids, np.asarray(embeddings, np.float32).reshape(
+            -1, self._dim))
+        with self._lock:  # rare UI action: a copy is fine and keeps readers of the old arrays safe
+            self._neg = np.concatenate([self._neg, _normalise_rows(emb)])
+            self._neg_pids = np.concatenate([self._neg_pids, pids])
+            self._neg_ids = np.concatenate([self._neg_ids, nids])
+
+    def _keep_negatives(self, keep: np.ndarray) -> None:
+        self._neg, self._neg_pids, self._neg_ids = self._neg[keep], self._neg_pids[keep], self._neg_ids[keep]
+
     # -------------------------------------------------------------- mutations
     def reset(self, dim: int, face_ids: np.ndarray, person_ids: np.ndarray, embeddings: np.ndarray,
               names: Mapping[int, str]) -> None:
@@ -125,6 +173,9 @@ class GalleryIndex:
             self._face_ids[:m], self._person_ids[:m] = fids, pids
             self._n = m
             self._names = dict(names)
+            if self._neg.shape[1] != dim:  # a re-embed changed the dimension: old negatives are void
+                self._neg, self._neg_pids, self._neg_ids = np.zeros((0, dim), np.float32), \
+                    np.zeros(0, np.int64), np.zeros(0, np.int64)
 
     def add(self, face_ids: np.ndarray, person_ids: np.ndarray, embeddings: np.ndarray) -> None:
         """Append K faces: ids (K,), embeddings (K, D) (normalised here). Amortised O(K*D)."""
@@ -154,6 +205,7 @@ class GalleryIndex:
         """Drop a person's faces and name; returns how many rows went."""
         with self._lock:
             self._names.pop(int(person_id), None)
+            self._keep_negatives(self._neg_pids != int(person_id))
             return self._compact(self._person_ids[: self._n] != person_id)
 
     def move_faces(self, src_person_id: int, dst_person_id: int) -> int:
@@ -161,6 +213,7 @@ class GalleryIndex:
         with self._lock:
             sel = self._person_ids[: self._n] == src_person_id
             self._person_ids[: self._n][sel] = dst_person_id
+            self._neg_pids[self._neg_pids == int(src_person_id)] = int(dst_person_id)
             self._names.pop(int(src_person_id), None)
             return int(sel.sum())
 
@@ -228,15 +281,25 @@ class GalleryIndex:
             found = rows >= 0
             person_ids = np.where(found, self._person_ids[np.where(found, rows, 0)], NO_MATCH)
             names = [self._names.get(p) if p != NO_MATCH else None for p in person_ids.tolist()]
-        return person_ids, names, sims
+            negative = self._negative_sims(unit, person_ids) if len(self._neg_pids) else None
+        return SearchResult(person_ids, names, sims, negative)
+
+    def _negative_sims(self, unit: np.ndarray, person_ids: np.ndarray) -> np.ndarray:
+        """(Q,) best similarity of each query to the negatives of its found person (-inf: none)."""
+        s = unit @ self._neg.T  # (Q, N), N small
+        s[self._neg_pids[None, :] != person_ids[:, None]] = -np.inf
+        with np.errstate(invalid="ignore"):
+            out = s.max(axis=1)
+        return np.where(np.isnan(out), -np.inf, out).astype(np.float32)
 
     def match(self, queries: np.ndarray, threshold: float) -> SearchResult:
         """``search`` + :func:`decide`: a rejected match has id ``NO_ID`` and name None.
 
         Similarities are returned unchanged (the best score, even when it was rejected).
         """
-        person_ids, names, sims = self.search(queries)
-        person_ids = decide(person_ids, sims, threshold)
+        result = self.search(queries)
+        person_ids, names, sims = result
+        person_ids = decide(person_ids, sims, threshold, result.negative)
         names = [n if p != NO_ID else None for n, p in zip(names, person_ids.tolist(), strict=True)]
         return person_ids, names, sims
 

@@ -9,9 +9,10 @@ Tables (timestamps are UTC ISO-8601 text):
   little-endian), embedder_id, crop_jpeg (aligned 112x112 BGR crop), quality, source,
   created_at, updated_at
 * ``audit``, ``audit_head`` (since v2) the hash-chained audit trail, see ``audit.py``
+* ``sightings``, ``unknown_groups``, ``negatives`` (since v3) see ``people_tables.py``
 
-A v1 file (no audit trail) is migrated to v2 in one transaction when it is opened for
-writing (``migrate``); ``probe`` reads both without writing.
+An older file (v1: no audit trail; v2: no people tables) is migrated to v3 in one transaction
+when it is opened for writing (``migrate``); ``probe`` reads all of them without writing.
 
 Files are private: a new gallery is created 0600 (its -wal and -shm inherit the main file's
 mode: SQLite creates them with it) in folders created 0700; an existing gallery readable by
@@ -34,12 +35,12 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.db import ForeignKey
 
-from . import audit
+from . import audit, crypto, keys, people_tables  # crypto, keys: encrypted galleries (SQLCipher, optional)
 from .codec import utc_now
-from .errors import GalleryBusyError, GalleryError, GalleryFormatError
+from .errors import GalleryBusyError, GalleryError, GalleryFormatError, database_failure
 from .files import prepare_files
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x46534350  # "FSCP" in the SQLite header (PRAGMA application_id)
 BUSY_TIMEOUT_MS = 5000       # wait this long for another process's write lock
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -49,7 +50,8 @@ _REQUIRED = {
     "faces": {"id", "person_id", "embedding", "embedder_id", "crop_jpeg", "quality", "source",
               "created_at", "updated_at"},
 }
-_REQUIRED_SINCE = {"audit": 2, "audit_head": 2}  # tables added by later schema versions
+_REQUIRED_SINCE = {"audit": 2, "audit_head": 2,  # tables added by later schema versions
+                   **{t: people_tables.SINCE_VERSION for t in people_tables.REQUIRED_COLUMNS}}
 _log = logging.getLogger(__name__)
 
 
@@ -78,7 +80,9 @@ def connect(path: Path) -> Database:
     stays ~1 ms per transaction instead of several fsyncs.
     """
     prepare_files(path)
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+    key = keys.key_for(path)  # None: a plaintext gallery (no .fskey key file beside it)
+    conn = (sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000) if key is None
+            else crypto.connect(str(path), key, timeout=BUSY_TIMEOUT_MS / 1000))
     db = Database(conn, execute_plugins=False)
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     db.execute("PRAGMA secure_delete = ON")  # erased faces and names are zeroed, not left in free space
@@ -107,6 +111,7 @@ def create_schema(db: Database, embedder_id: str, dim: int, frontend: str) -> No
                        foreign_keys=[ForeignKey("faces", "person_id", "persons", "id", on_delete="CASCADE")])
     db["faces"].create_index(["person_id"], index_name="faces_person_id")
     audit.create_tables(db.conn)
+    people_tables.create_tables(db.conn)
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     audit.append(db.conn, "create", frontend, embedder=embedder_id, dim=dim, schema=SCHEMA_VERSION)
 
@@ -114,20 +119,23 @@ def create_schema(db: Database, embedder_id: str, dim: int, frontend: str) -> No
 def migrate(db: Database, path: Path, frontend: str) -> bool:
     """Bring an older gallery to SCHEMA_VERSION in ONE write transaction; True if it did.
 
-    v1 -> v2 adds the audit trail (its first entry records the migration). Afterwards, once:
+    v1 -> v2 adds the audit trail; v2 -> v3 adds the people tables (sightings, unknown groups,
+    negatives). One audit entry records the whole migration. Afterwards, from v1 only, once:
     VACUUM, since rows deleted before v2 (without secure_delete) may still lie in free pages.
     """
     with write_transaction(db):
         version = db.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()[0]
         if version >= SCHEMA_VERSION:  # another process migrated it meanwhile
             return False
+        if version not in (1, 2):
+            raise GalleryFormatError(f"{path}: no migration from gallery schema v{version}")
         if version == 1:
             audit.create_tables(db.conn)
-            db.execute("UPDATE meta SET schema_version = 2, updated_at = ? WHERE id = 1", [utc_now()])
-            audit.append(db.conn, "migrate", frontend, from_version=1, to_version=2)
-        else:
-            raise GalleryFormatError(f"{path}: no migration from gallery schema v{version}")
-    scrub(db, path, vacuum=True)
+        people_tables.create_tables(db.conn)
+        db.execute("UPDATE meta SET schema_version = ?, updated_at = ? WHERE id = 1", [SCHEMA_VERSION, utc_now()])
+        audit.append(db.conn, "migrate", frontend, from_version=version, to_version=SCHEMA_VERSION)
+    if version == 1:
+        scrub(db, path, vacuum=True)
     return True
 
 
@@ -143,7 +151,7 @@ def scrub(db: Database, path: Path, *, vacuum: bool = False) -> bool:
         if vacuum:
             db.execute("VACUUM")
         busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-    except sqlite3.OperationalError as exc:
+    except crypto.errors("OperationalError") as exc:
         if "locked" not in str(exc) and "busy" not in str(exc):
             raise GalleryError(f"cannot clean up gallery {path} after an erasure: {exc}") from exc
         busy = 1
@@ -160,7 +168,8 @@ def _sniff(head: bytes) -> str:
         return "it looks like a PNG image"
     if head.startswith(b"PK\x03\x04"):
         return "it looks like a zip archive"
-    return "it is not a SQLite database"
+    return ("it is not a SQLite database (nor an encrypted gallery: that has its key file "
+            f"<gallery>{crypto.SIDECAR_SUFFIX} beside it)")
 
 
 def probe(path: Path) -> GalleryMeta | None:
@@ -184,17 +193,18 @@ def probe(path: Path) -> GalleryMeta | None:
         raise GalleryFormatError(f"{path} is not a file, so it cannot be a gallery")
     if path.stat().st_size == 0:
         return None
+    key = keys.key_for(path)  # an encrypted gallery: GalleryKeyError here if its key is missing or wrong
     try:
         # mode=ro: an unrelated database must not even get its journal mode switched.
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.Error as exc:
+        conn = crypto.connect_ro(path, key, BUSY_TIMEOUT_MS / 1000)
+    except crypto.errors("Error") as exc:
         raise GalleryFormatError(f"{path} cannot be opened as a SQLite database ({exc})") from exc
     try:
         try:
             return _read_meta(conn, path)
         finally:
             conn.close()
-    except sqlite3.DatabaseError as exc:
+    except crypto.errors("DatabaseError") as exc:
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB and (what := _sniff_not_a_database(path)):
             raise GalleryFormatError(f"{path} is not a facescope gallery: {what}") from exc
         raise GalleryFormatError(f"{path} is not a readable gallery: SQLite says {exc}") from exc
@@ -229,7 +239,8 @@ def _read_meta(conn: sqlite3.Connection, path: Path) -> GalleryMeta | None:
     if version > SCHEMA_VERSION:
         raise GalleryFormatError(f"{path} was written by a newer facescope (gallery schema v{version}; this "
                                  f"version reads up to v{SCHEMA_VERSION}); upgrade facescope to open it")
-    required = {**_REQUIRED, **{t: c for t, c in audit.REQUIRED_COLUMNS.items() if version >= _REQUIRED_SINCE[t]}}
+    later = {**audit.REQUIRED_COLUMNS, **people_tables.REQUIRED_COLUMNS}
+    required = {**_REQUIRED, **{t: c for t, c in later.items() if version >= _REQUIRED_SINCE[t]}}
     for table, needed in required.items():
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if not have:
@@ -250,7 +261,7 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
     # Read before checking columns: a newer schema may legitimately have renamed them.
     try:
         row = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
-    except sqlite3.OperationalError:
+    except crypto.errors("OperationalError"):
         row = None
     if row is None or not isinstance(row[0], int) or row[0] < 1:
         raise GalleryFormatError(f"{path} is a damaged gallery: no valid schema_version in its meta table")
@@ -260,7 +271,7 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
 @contextmanager
 def read_only(path: str | Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection holding one snapshot (a read transaction) until the block ends."""
-    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = crypto.connect_ro(Path(path), keys.key_for(Path(path)), BUSY_TIMEOUT_MS / 1000)
     try:
         conn.execute("BEGIN")
         yield conn
@@ -281,7 +292,7 @@ def write_transaction(db: Database) -> Iterator[Database]:
     """
     try:
         db.conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
+    except crypto.errors("OperationalError") as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise GalleryBusyError(f"the gallery is busy: another process kept it locked for "
                                    f"{BUSY_TIMEOUT_MS / 1000:g} s; try again") from exc
@@ -290,8 +301,10 @@ def write_transaction(db: Database) -> Iterator[Database]:
     try:
         with db.conn:  # COMMIT on normal exit, ROLLBACK on any exception (KeyboardInterrupt included)
             yield db
-    except sqlite3.OperationalError as exc:
+    except crypto.errors("DatabaseError") as exc:
         _raise_if_readonly(exc)
+        if (failure := database_failure(exc)) is not None:  # disk full, I/O error, damaged file: one clear line
+            raise failure from exc
         raise
 
 

@@ -13,14 +13,13 @@ the erased bytes in the .db, -wal or -shm.
 """
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from sqlite_utils import Database
 
-from . import audit, transfer
+from . import audit, crypto, transfer
 from .codec import blobs_to_matrix, check_enrolment, clean_name, embedding_to_blob, name_key, utc_now
 from .errors import (
     DuplicatePersonError,
@@ -29,6 +28,7 @@ from .errors import (
     GalleryFormatError,
     GalleryNotFoundError,
     UnknownFaceError,
+    database_failure,
 )
 from .index import GalleryIndex
 from .reader import FaceInfo, GalleryReader, PersonInfo
@@ -103,7 +103,7 @@ class Gallery(GalleryReader):
             raise EmbedderMismatchError(str(path), meta.embedder_id, meta.embedding_dim, embedder_id, dim)
         try:
             db = connect(path)
-        except (sqlite3.Error, OSError) as exc:
+        except (*crypto.errors("Error"), OSError) as exc:
             raise GalleryError(f"cannot open gallery {path}: {getattr(exc, 'strerror', None) or exc}") from exc
         try:
             if meta is None:
@@ -117,6 +117,11 @@ class Gallery(GalleryReader):
             if meta is not None and meta.schema_version < SCHEMA_VERSION:
                 migrate(db, path, frontend)
             return cls(db, path, embedder_id, dim, reembed_only=reembed_only, frontend=frontend)
+        except crypto.errors("DatabaseError") as exc:  # a damaged file, a full disk: one clear error
+            db.close()
+            if (failure := database_failure(exc, path)) is not None:
+                raise failure from exc
+            raise
         except BaseException:
             db.close()
             raise
@@ -128,6 +133,7 @@ class Gallery(GalleryReader):
             conn.execute("BEGIN")
             rows = conn.execute("SELECT id, person_id, embedder_id, embedding FROM faces ORDER BY id").fetchall()
             names = dict(conn.execute("SELECT id, name FROM persons").fetchall())
+            negs = conn.execute("SELECT id, person_id, embedding FROM negatives ORDER BY id").fetchall()  # v3
             self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         fids, pids, eids, blobs = zip(*rows, strict=True) if rows else ((), (), (), ())
         foreign = sorted(set(eids) - {self._embedder_id})
@@ -137,6 +143,9 @@ class Gallery(GalleryReader):
         try:
             self._index.reset(self._dim, np.array(fids, np.int64), np.array(pids, np.int64),
                               blobs_to_matrix(blobs, self._dim, copy=False), names)
+            nids, npids, nblobs = zip(*negs, strict=True) if negs else ((), (), ())
+            self._index.set_negatives(np.array(nids, np.int64), np.array(npids, np.int64),
+                                      blobs_to_matrix(nblobs, self._dim))
         except ValueError as exc:
             raise GalleryFormatError(f"{self._path} is damaged: {exc}") from exc
 
@@ -226,6 +235,8 @@ class Gallery(GalleryReader):
                 raise ValueError(f"cannot merge {s['name']!r} into itself")
             moved = db.execute("UPDATE faces SET person_id = ?, updated_at = ? WHERE person_id = ?",
                                [d["id"], now, s["id"]]).rowcount
+            for table in ("sightings", "negatives"):  # schema v3: src's history follows (else cascade-deleted)
+                db.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", [d["id"], s["id"]])
             db["persons"].update(d["id"], {"updated_at": now})
             db["persons"].delete(s["id"])
             self._audit("merge", s["id"], into=d["id"], faces=moved)

@@ -17,8 +17,10 @@ from sqlite_utils import Database
 
 from engine.util.fsio import atomic_path
 
+from . import crypto, keys
 from .codec import CROP_SHAPE, blobs_to_matrix, check_embeddings, decode_crop, embedding_to_blob, utc_now
 from .errors import EmbedderMismatchError, GalleryError, GalleryFormatError, MissingCropError
+from .people_reembed import reembed_people
 from .schema import probe, write_transaction
 
 if TYPE_CHECKING:
@@ -56,6 +58,10 @@ def export_gallery(gallery: Gallery, dst: Path, *, overwrite: bool) -> None:
     with write_transaction(gallery.db) as db:
         counts = db.execute("SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM faces)").fetchone()
         gallery._audit("export", persons=counts[0], faces=counts[1])
+    key = keys.key_for(gallery.path)
+    if key is not None:
+        _export_encrypted(gallery, dst, key)
+        return
     # private: an export holds faces and embeddings (biometric data), readable by its owner only
     with atomic_path(dst, private=True) as tmp:
         try:
@@ -73,6 +79,17 @@ def export_gallery(gallery: Gallery, dst: Path, *, overwrite: bool) -> None:
                 leftover.unlink(missing_ok=True)
 
 
+def _export_encrypted(gallery: Gallery, dst: Path, key: bytes) -> None:
+    """An encrypted gallery exports encrypted, under the same key, with its key file (``<dst>.fskey``;
+    a keyring key is stored for ``dst``'s path too): export never writes biometric data in clear."""
+    info = crypto.read_info(crypto.sidecar(gallery.path))
+    with atomic_path(dst, private=True) as tmp:
+        crypto.copy_to(gallery.db.conn, tmp, key)
+        crypto.write_info(crypto.sidecar(dst), info)
+        if info.source == "keyring":
+            crypto.keyring_set(dst, key)
+
+
 # ------------------------------------------------------------------ import
 def import_gallery(gallery: Gallery, src_path: Path, mode: str) -> ImportSummary:
     """Merge or replace ``gallery`` with the gallery file at ``src_path`` (see ``Gallery.import_from``)."""
@@ -86,7 +103,7 @@ def import_gallery(gallery: Gallery, src_path: Path, mode: str) -> ImportSummary
     if (meta.embedder_id, meta.embedding_dim) != (gallery.embedder_id, gallery.dim):
         raise EmbedderMismatchError(str(src_path), meta.embedder_id, meta.embedding_dim, gallery.embedder_id,
                                     gallery.dim, what="import source")
-    src = Database(sqlite3.connect(f"{src_path.resolve().as_uri()}?mode=ro", uri=True), execute_plugins=False)
+    src = Database(crypto.connect_ro(src_path, keys.key_for(src_path)), execute_plugins=False)
     new_ids: list[np.ndarray] = []
     new_pids: list[np.ndarray] = []
     new_emb: list[np.ndarray] = []
@@ -206,9 +223,11 @@ def reembed_gallery(gallery: Gallery, embed_fn: Callable[[np.ndarray], np.ndarra
         db.conn.executemany("UPDATE faces SET embedding = ?, embedder_id = ?, updated_at = ? WHERE id = ?",
                             ((embedding_to_blob(out[i]), new_embedder_id, now, int(fid)) for i, fid in enumerate(fids)))
         db["meta"].update(1, {"embedder_id": new_embedder_id, "embedding_dim": new_dim, "updated_at": now})
+        people = reembed_people(db.conn, embed_fn, new_dim, batch)  # schema v3: sightings, negatives
         gallery._audit("reembed", faces=len(fids), from_embedder=gallery.embedder_id, to_embedder=new_embedder_id,
-                       dim=new_dim)
+                       dim=new_dim, **people)
         names = dict(db.execute("SELECT id, name FROM persons").fetchall())
     gallery._embedder_id, gallery._dim = new_embedder_id, new_dim
     gallery.index.reset(new_dim, fids, pids, out, names)
+    gallery._load_index()  # negatives too, in the new space
     return len(fids)

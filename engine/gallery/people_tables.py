@@ -1,0 +1,50 @@
+"""Tables of the people features (schema v3): sightings, unknown-people groups, negatives.
+
+* ``sightings``       one row per track (or per ``SightingConfig.max_span_s`` of a long track):
+  person_id -> persons ON DELETE CASCADE (NULL = unknown), group_id -> unknown_groups ON DELETE
+  SET NULL, source (display text, URL passwords masked), first_seen / last_seen (UTC epoch
+  seconds), frames, crop_jpeg (aligned 112x112 BGR JPEG of the best frame), embedding (D float32
+  little-endian) and quality of that frame, similarity (best gallery score when recorded).
+* ``unknown_groups``  persistent ids of groups of unknown sightings; status 'active' or
+  'ignored' (an ignored group stays as an anchor so its people do not form a new group);
+  centroid (D float32, the unit mean of its members when last regrouped).
+* ``negatives``       "not this person" examples: person_id -> persons ON DELETE CASCADE,
+  embedding, optional crop_jpeg, created_at.
+
+Erasing a person removes their sightings and negatives with them (the cascades), and
+``secure_delete`` + ``scrub`` clear the bytes as for faces.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+SINCE_VERSION = 3
+_DDL = (
+    "CREATE TABLE unknown_groups (id INTEGER PRIMARY KEY, status TEXT NOT NULL DEFAULT 'active' "
+    "CHECK (status IN ('active', 'ignored')), centroid BLOB, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE TABLE sightings (id INTEGER PRIMARY KEY, "
+    "person_id INTEGER REFERENCES persons(id) ON DELETE CASCADE, "
+    "group_id INTEGER REFERENCES unknown_groups(id) ON DELETE SET NULL, "
+    "source TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL, "
+    "frames INTEGER NOT NULL CHECK (frames >= 1), crop_jpeg BLOB NOT NULL, embedding BLOB NOT NULL, "
+    "quality REAL NOT NULL, similarity REAL, CHECK (last_seen >= first_seen))",
+    "CREATE INDEX sightings_last_seen ON sightings (last_seen)",
+    "CREATE INDEX sightings_person ON sightings (person_id, last_seen)",
+    "CREATE INDEX sightings_group ON sightings (group_id)",
+    "CREATE TABLE negatives (id INTEGER PRIMARY KEY, "
+    "person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE, "
+    "embedding BLOB NOT NULL, crop_jpeg BLOB, created_at TEXT NOT NULL)",
+    "CREATE INDEX negatives_person ON negatives (person_id)",
+)
+REQUIRED_COLUMNS = {
+    "sightings": {"id", "person_id", "group_id", "source", "first_seen", "last_seen", "frames", "crop_jpeg",
+                  "embedding", "quality", "similarity"},
+    "unknown_groups": {"id", "status", "centroid", "created_at", "updated_at"},
+    "negatives": {"id", "person_id", "embedding", "crop_jpeg", "created_at"},
+}
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    """Create the v3 tables; call inside the caller's write transaction."""
+    for sql in _DDL:
+        conn.execute(sql)

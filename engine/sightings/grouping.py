@@ -1,0 +1,110 @@
+"""Grouping unknown faces: a DBSCAN rule on cosine distance, and ids that persist across regroupings.
+
+Pure numpy/scipy, no SQLite. :func:`dbscan` is the textbook rule (a point with at least
+``min_samples`` points, itself included as in scikit-learn, within ``max_distance`` is a core
+point; cores within reach of each other share a cluster; a non-core point joins its most
+similar core neighbour's cluster, else it is noise), computed in row blocks so memory stays
+O(block x K) plus the neighbour pairs. Written here rather than taken from scikit-learn to
+avoid a large dependency for ~40 lines; the connected components come from scipy.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+NOISE = -1
+_BLOCK = 512  # rows per similarity block: 512 x 20,000 float32 = 41 MB at the size cap
+
+
+@dataclass(frozen=True)
+class GroupingConfig:
+    """``min_samples``/``max_distance``: the DBSCAN rule. Immich uses 3 and 0.5; on LFW with SFace
+    (2,899 images of 423 people as sightings) 0.5 mixes two people in 10 of 414 groups
+    (purity 0.977), 0.40 in 2 of 422 (purity 0.9993) while still grouping 96.7 % of the images,
+    one group per person (README, "People"). ``min_quality``: sightings whose
+    best frame is poorer are left out (blurred or tiny faces bridge different people).
+    ``suggest_within``: a group whose centroid's best gallery match lies this far below the
+    match threshold is shown with "is this X?"."""
+
+    min_samples: int = 3
+    max_distance: float = 0.40
+    min_quality: float = 0.3
+    suggest_within: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.min_samples, int) or self.min_samples < 1:
+            raise ValueError(f"GroupingConfig.min_samples must be an int >= 1, got {self.min_samples!r}")
+        for name, lo, hi in (("max_distance", 0.0, 2.0), ("min_quality", 0.0, 1.0), ("suggest_within", 0.0, 2.0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+                raise ValueError(f"GroupingConfig.{name} must be in [{lo}, {hi}], got {v!r}")
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def dbscan(embeddings: np.ndarray, max_distance: float, min_samples: int) -> np.ndarray:
+    """(K, D) embeddings -> (K,) int64 cluster labels 0..C-1 (in order of first member), ``NOISE`` = -1."""
+    x = unit_rows(embeddings)
+    k = len(x)
+    if k == 0:
+        return np.zeros(0, np.int64)
+    floor = 1.0 - float(max_distance)
+    rows, cols, sims = [], [], []
+    for a in range(0, k, _BLOCK):
+        s = x[a:a + _BLOCK] @ x.T
+        i, j = np.nonzero(s >= floor)
+        rows.append(i + a)
+        cols.append(j)
+        sims.append(s[i, j])
+    i, j, s = np.concatenate(rows), np.concatenate(cols), np.concatenate(sims)
+    core = np.bincount(i, minlength=k) >= min_samples  # self included (s[i, i] = 1)
+    both = core[i] & core[j]
+    graph = coo_matrix((np.ones(int(both.sum()), np.int8), (i[both], j[both])), shape=(k, k)).tocsr()
+    _, comp = connected_components(graph, directed=False)
+    labels = np.full(k, NOISE, np.int64)
+    labels[core] = comp[core]
+    border = ~core[i] & core[j]  # a non-core point next to a core one: the most similar core decides
+    if border.any():
+        bi, bj, bs = i[border], j[border], s[border]
+        order = np.lexsort((-bs, bi))
+        bi, bj = bi[order], bj[order]
+        first = np.r_[True, bi[1:] != bi[:-1]]
+        labels[bi[first]] = comp[bj[first]]
+    # renumber 0..C-1 in order of first appearance (deterministic)
+    out = np.full(k, NOISE, np.int64)
+    seen: dict[int, int] = {}
+    for n, lab in enumerate(labels.tolist()):
+        if lab != NOISE:
+            out[n] = seen.setdefault(lab, len(seen))
+    return out
+
+
+def stable_ids(labels: np.ndarray, previous: np.ndarray, next_id: int) -> tuple[np.ndarray, list[int]]:
+    """Give each cluster a persistent id: the previous group id held by a strict majority of its
+    previously grouped members (several clusters may keep the same id: a manual merge stays
+    merged), else a new id from ``next_id`` upward. previous (K,) int64, -1 = none.
+    Returns (K,) ids (-1 for noise) and the list of new ids."""
+    ids = np.full(len(labels), -1, np.int64)
+    new: list[int] = []
+    for c in np.unique(labels[labels != NOISE]).tolist():
+        members = labels == c
+        old = previous[members]
+        old = old[old >= 0]
+        gid = None
+        if len(old):
+            top, n = Counter(old.tolist()).most_common(1)[0]
+            if 2 * n > len(old):
+                gid = top
+        if gid is None:
+            gid = next_id + len(new)
+            new.append(gid)
+        ids[members] = gid
+    return ids, new

@@ -1,0 +1,380 @@
+"""Events out (engine/events_out): a real mosquitto broker, a real local HTTP server, the CLI end to end."""
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from engine.errors import FacescopeError
+from engine.events_out import Publisher, event_payload, slug, source_name
+from engine.events_out.webhook import WebhookConfig, WebhookSink, parse_header
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "resources" / "demo" / "megamind.avi"
+MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
+PASSWORD = "s3cr3t-broker-pw"
+TOKEN = "tok-abcdef-123456"
+
+paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (pip install 'facescope[mqtt]')")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ev(kind, tid, name=None, sim=None):
+    return {"kind": kind, "track_id": tid, "frame": 1, "t": 0.5, "media_s": 0.04, "name": name, "similarity": sim}
+
+
+# ------------------------------------------------------------------------------------------ broker
+class Broker:
+    """mosquitto on a free 127.0.0.1 port with a password file (user ``cam``); restartable."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.tmp = tmp
+        pwfile = tmp / "passwd"
+        pwfile.write_text("")
+        subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", str(pwfile),
+                        "cam", PASSWORD], check=True, capture_output=True)
+        pwfile.chmod(0o600)
+        self.conf = tmp / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\n"
+                             f"persistence false\n"
+                             # as root mosquitto switches to user 'mosquitto', who cannot read pytest's tmp dir
+                             f"user {getpass.getuser()}\n")
+        self.proc = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def url(self, prefix="fs") -> str:
+        return f"mqtt://cam:{PASSWORD}@127.0.0.1:{self.port}/{prefix}"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto binary absent (apt-get install mosquitto)")
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+class Subscriber:
+    def __init__(self, port: int, topics: str = "#") -> None:
+        self.msgs: list[tuple[str, dict, bool]] = []
+        self.lock = threading.Lock()
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        c.username_pw_set("cam", PASSWORD)
+        c.on_message = lambda cl, u, m: self._add(m)
+        ready = threading.Event()
+        c.on_subscribe = lambda *a: ready.set()
+        c.on_connect = lambda cl, *a: cl.subscribe(topics, qos=1)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        assert ready.wait(10), "subscriber never subscribed"
+        self.client = c
+
+    def _add(self, m) -> None:
+        with self.lock:
+            self.msgs.append((m.topic, json.loads(m.payload), bool(m.retain)))
+
+    def wait_for(self, pred, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                hits = [m for m in self.msgs if pred(m)]
+            if hits:
+                return hits
+            time.sleep(0.02)
+        raise AssertionError(f"no matching message; got {[m[0] for m in self.msgs]}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def make_mqtt(url, **kw):
+    from engine.events_out.mqtt import MqttConfig, MqttSink
+
+    return MqttSink(MqttConfig(url, reconnect_min_s=1, reconnect_max_s=2, **kw))
+
+
+def test_payload_and_slug():
+    p = event_payload(ev("identified", 3, "Roxanne Ritchi", 0.61234), "rtsp://cam:***@h/s", now=1_800_000_000.25)
+    assert p["person"] == "Roxanne Ritchi" and p["track_id"] == 3 and p["similarity"] == 0.6123
+    assert p["time"] == "2027-01-15T08:00:00.250Z" and p["epoch"] == 1_800_000_000.25
+    assert p["crop_path"] is None and p["source"] == "rtsp://cam:***@h/s"
+    assert event_payload({**ev("lost", 1), "crop_path": "/x/1.jpg"}, "s")["crop_path"] == "/x/1.jpg"
+    assert p["source_name"] == "h/s"
+    assert source_name("/videos/door.mp4") == "door.mp4" and source_name("0") == "webcam0"
+    assert source_name("rtsp://u:***@10.0.0.5:554/live?token=***") == "10.0.0.5/live"
+    assert slug("Roxanne Ritchi") == "roxanne_ritchi" and slug("a/b+#") == "a_b" and slug(None) == "unknown"
+
+
+def test_mqtt_topics_retained_state_and_discovery(broker, caplog):
+    caplog.set_level(logging.DEBUG)
+    sub = Subscriber(broker.port)
+    sink = make_mqtt(broker.url(), retain=True, ha_discovery=True)
+    with Publisher([sink], "megamind.avi") as pub:
+        pub.publish(ev("appear", 1))
+        pub.publish(ev("identified", 1, "Roxanne", 0.7))
+        pub.publish(ev("appear", 2, "Bernard", 0.5))
+        pub.publish(ev("identified", 2, "Bernard", 0.5))
+        pub.publish(ev("lost", 2, "Bernard"))
+        sub.wait_for(lambda m: m[0] == "fs/person/bernard/state" and m[1]["present"] is False)
+    events = [m for m in sub.msgs if m[0] == "fs/megamind_avi/event"]
+    assert [m[1]["kind"] for m in events] == ["appear", "identified", "appear", "identified", "lost"]
+    assert events[1][1]["person"] == "Roxanne" and events[1][1]["similarity"] == 0.7 and not events[1][2]
+    rox = [m[1]["present"] for m in sub.msgs if m[0] == "fs/person/roxanne/state"]
+    unk = [m[1]["present"] for m in sub.msgs if m[0] == "fs/person/unknown/state"]
+    assert rox == [True] and unk == [True, False]  # track 1: unknown, then identified as Roxanne
+    cfg = sub.wait_for(lambda m: m[0] == "homeassistant/binary_sensor/facescope_fs_roxanne/config")[0][1]
+    assert cfg["state_topic"] == "fs/person/roxanne/state" and cfg["device_class"] == "presence"
+    assert sink.stats.sent == 5 and sink.stats.dropped == 0
+    sub.close()
+    # a late subscriber sees the retained state and discovery configs
+    late = Subscriber(broker.port)
+    got = late.wait_for(lambda m: m[0] == "fs/person/roxanne/state")
+    assert got[0][2] and got[0][1]["present"] is True and got[0][1]["person"] == "Roxanne"
+    late.wait_for(lambda m: m[0].startswith("homeassistant/binary_sensor/") and m[2])
+    assert not [m for m in late.msgs if m[0].endswith("/event")]  # events are not retained
+    late.close()
+    assert PASSWORD not in caplog.text
+
+
+def test_mqtt_broker_goes_away_and_comes_back(broker, caplog):
+    caplog.set_level(logging.DEBUG)
+    sink = make_mqtt(broker.url())
+    with Publisher([sink], "cam1") as pub:
+        sub = Subscriber(broker.port)
+        pub.publish(ev("appear", 1))
+        sub.wait_for(lambda m: m[1].get("track_id") == 1)
+        sub.close()
+        broker.stop()
+        end = time.monotonic() + 5
+        while sink.client.is_connected() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not sink.client.is_connected()
+        t0 = time.perf_counter()
+        pub.publish(ev("appear", 2))  # queued while the broker is down
+        assert time.perf_counter() - t0 < 0.05
+        broker.start()
+        sub = Subscriber(broker.port)
+        got = sub.wait_for(lambda m: m[1].get("track_id") == 2, timeout=20)
+        assert got[0][0] == "fs/cam1/event"
+        sub.close()
+    assert sink.connects >= 2 and sink.stats.sent == 2
+    assert PASSWORD not in caplog.text
+
+
+def test_dead_broker_never_slows_the_producer(caplog):
+    caplog.set_level(logging.DEBUG)
+    url = f"mqtt://cam:{PASSWORD}@127.0.0.1:{free_port()}/fs"  # nothing listens there
+    sink = make_mqtt(url, queue_size=100)
+    hook = WebhookSink(WebhookConfig(f"http://127.0.0.1:{free_port()}/x", headers={"X-Token": TOKEN}, queue_size=100))
+    with Publisher([sink, hook], "cam1", drain_s=5.0) as pub:
+        t0 = time.perf_counter()
+        for i in range(10_000):
+            pub.publish(ev("appear", i))
+        dt = time.perf_counter() - t0
+        time.sleep(0.3)  # the first connection attempts fail
+        t1 = time.perf_counter()
+    t_close = time.perf_counter() - t1
+    assert t_close < 1.5  # failing sinks do not wait out drain_s at exit
+    assert hook.stats.sent == 0 and hook.stats.dropped + hook.stats.failed == 10_000
+    print(f"10,000 events pushed to a dead broker and a dead webhook in {dt * 1000:.1f} ms "
+          f"({dt / 10_000 * 1e6:.1f} us/event); dropped {sink.stats.dropped} + {hook.stats.dropped}; "
+          f"closed in {t_close * 1000:.0f} ms")
+    assert dt < 2.0  # measured ~0.1 s on the 2-core dev machine; a blocking sink would take forever
+    assert sink.stats.sent == 0 and sink.stats.dropped >= 10_000 - 1  # all but the one waiting for a connection
+    assert sink.stats.dropped + sink.stats.failed == 10_000
+    assert PASSWORD not in caplog.text and TOKEN not in caplog.text
+
+
+def test_mqtt_config_errors_mask_password():
+    from engine.events_out.mqtt import MqttConfig
+
+    for bad in (f"http://u:{PASSWORD}@h/x", f"mqtt://u:{PASSWORD}@h:99999/x", f"mqtt://u:{PASSWORD}@/x"):
+        with pytest.raises(FacescopeError) as e:
+            MqttConfig(bad)
+        assert PASSWORD not in str(e.value) and "***" in str(e.value)
+    c = MqttConfig("mqtt://u%40x:p%3Aw@h")
+    assert c.credentials == ("u@x", "p:w") and c.prefix == "facescope" and c.port == 1883
+
+
+# ------------------------------------------------------------------------------------------ webhooks
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        srv = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with srv.lock:
+            srv.hits.append((time.monotonic(), dict(self.headers), body))
+            status = srv.statuses.pop(0) if srv.statuses else 200
+        if srv.hang_s:
+            time.sleep(srv.hang_s)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    srv.hits, srv.statuses, srv.hang_s, srv.lock = [], [], 0.0, threading.Lock()
+    srv.daemon_threads = True
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_webhook_posts_json_with_headers(server, caplog):
+    caplog.set_level(logging.DEBUG)
+    sink = WebhookSink(WebhookConfig(server.url, headers=dict([parse_header(f"Authorization: Bearer {TOKEN}")])))
+    with Publisher([sink], "cam1") as pub:
+        pub.publish(ev("identified", 4, "Bernard", 0.55))
+        pub.publish(ev("lost", 4, "Bernard"))
+    assert sink.stats.sent == 2 and len(server.hits) == 2
+    _, headers, body = server.hits[0]
+    assert headers["Authorization"] == f"Bearer {TOKEN}" and headers["Content-Type"] == "application/json"
+    assert body["person"] == "Bernard" and body["kind"] == "identified" and body["track_id"] == 4
+    assert body["time"].endswith("Z") and "crop_path" in body
+    assert TOKEN not in caplog.text
+
+
+def test_webhook_retries_500_then_200(server, caplog):
+    caplog.set_level(logging.DEBUG)
+    server.statuses = [500, 503]
+    sink = WebhookSink(WebhookConfig(server.url, headers={"Authorization": f"Bearer {TOKEN}"}, backoff_s=0.1))
+    with Publisher([sink], "cam1") as pub:
+        pub.publish(ev("appear", 1))
+    times = [h[0] for h in server.hits]
+    assert len(times) == 3 and sink.stats.sent == 1 and sink.stats.failed == 0
+    assert times[1] - times[0] >= 0.09 and times[2] - times[1] >= 0.19  # 0.1 s then 0.2 s (doubling)
+    assert "HTTP 500" in caplog.text and TOKEN not in caplog.text
+
+
+def test_webhook_4xx_is_not_retried_and_gives_up(server):
+    server.statuses = [404]
+    sink = WebhookSink(WebhookConfig(server.url, backoff_s=0.01))
+    with Publisher([sink], "cam1") as pub:
+        pub.publish(ev("appear", 1))
+    assert len(server.hits) == 1 and sink.stats.failed == 1 and sink.last_error == "HTTP 404"
+
+
+def test_webhook_hung_endpoint_hits_the_timeout(server, caplog):
+    caplog.set_level(logging.DEBUG)
+    server.hang_s = 3.0
+    url = server.url + f"?token={TOKEN}"
+    sink = WebhookSink(WebhookConfig(url, timeout_s=0.3, retries=1, backoff_s=0.05))
+    sink.start()
+    t0 = time.perf_counter()
+    sink.put(event_payload(ev("appear", 1), "cam1"))
+    for _ in range(100):  # the producer is never held up by the hung endpoint
+        sink.put(event_payload(ev("appear", 2), "cam1"))
+    assert time.perf_counter() - t0 < 0.05
+    end = time.monotonic() + 10
+    while sink.stats.failed == 0 and time.monotonic() < end:
+        time.sleep(0.02)
+    dt = time.perf_counter() - t0
+    sink.close(drain_s=0)
+    assert sink.stats.failed >= 1 and 0.6 <= dt < 2.5  # two tries of 0.3 s + 0.05 s backoff
+    assert "timed out" in (sink.last_error or "")
+    assert TOKEN not in caplog.text and TOKEN not in (sink.last_error or "") and TOKEN not in sink.display
+
+
+def test_webhook_bad_config():
+    with pytest.raises(FacescopeError) as e:
+        WebhookConfig(f"ftp://u:{TOKEN}@h/x")
+    assert TOKEN not in str(e.value)
+    with pytest.raises(FacescopeError) as e:
+        parse_header(f"Bearer{TOKEN}")
+    assert TOKEN not in str(e.value)
+    with pytest.raises(FacescopeError):
+        WebhookConfig("http://h/x", timeout_s=0)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_parser_imports_no_paho_and_missing_extra_is_one_line(monkeypatch):
+    code = ("import sys; from engine.cli.main import build_parser; build_parser(); "
+            "print('paho' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from argparse import Namespace
+
+    from engine.cli.extras import MissingExtraError
+    from engine.events_out.cli import open_publisher
+
+    monkeypatch.setitem(sys.modules, "paho", None)  # import paho -> ImportError, as when it is absent
+    args = Namespace(mqtt=f"mqtt://u:{PASSWORD}@127.0.0.1:1/x", mqtt_retain=False, ha_discovery=False,
+                     webhook=[], webhook_header=[])
+    with pytest.raises(MissingExtraError) as e, open_publisher(args, "cam"):
+        pass
+    assert "mqtt extra" in str(e.value) and "facescope[mqtt]" in str(e.value) and PASSWORD not in str(e.value)
+
+
+@pytest.mark.skipif(not DEMO.exists(), reason="resources/demo/megamind.avi absent")
+def test_run_cli_delivers_identified_events_to_mqtt_and_webhook(broker, server, tmp_path):
+    import os
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+
+    def facescope(*args):
+        r = subprocess.run([sys.executable, "-m", "engine.cli.main", *map(str, args)], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        return r
+
+    facescope("demo", "--frames", "1", "--out", tmp_path)  # enrols Roxanne and Bernard from the demo manifest
+    gallery = tmp_path / "demo_gallery.db"
+    sub = Subscriber(broker.port)
+    r = facescope("run", "--source", DEMO, "--gallery", gallery, "--mqtt", broker.url("home"), "--mqtt-retain",
+                  "--ha-discovery", "--webhook", server.url, "--webhook-header", f"Authorization: Bearer {TOKEN}")
+    mqtt_named = {m[1]["person"] for m in sub.wait_for(lambda m: m[0] == "home/megamind_avi/event"
+                                                        and m[1]["kind"] == "identified" and m[1]["person"])}
+    sub.wait_for(lambda m: m[0] == "homeassistant/binary_sensor/facescope_home_roxanne/config")
+    sub.close()
+    hook_named = {h[2]["person"] for h in server.hits if h[2]["kind"] == "identified" and h[2]["person"]}
+    assert mqtt_named == hook_named == {"Roxanne", "Bernard"}
+    assert all(h[1]["Authorization"] == f"Bearer {TOKEN}" for h in server.hits)
+    first = next(h[2] for h in server.hits if h[2]["kind"] == "identified")
+    assert first["source"].endswith("megamind.avi") and first["similarity"] > 0 and first["time"].endswith("Z")
+    assert "crop_path" in first
+    out = r.stdout + r.stderr
+    assert PASSWORD not in out and TOKEN not in out
+    assert "events to mqtt://cam:***@127.0.0.1" in out and " 0 dropped, 0 failed" in out
