@@ -34,6 +34,7 @@ class MainWindow(QMainWindow):
 
     result_ready = Signal(object)
     gallery_changed = Signal()
+    engine_ready = Signal()  # models loaded and the gallery open (again): panels re-bind to the session
 
     def __init__(self, gallery_path: str | Path | None = None, recognizer=None,
                  recognizer_factory: Callable[[], object] = realtime_recognizer, capture_config=None,
@@ -129,6 +130,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"cannot start the engine: {type(exc).__name__}: {exc}")
             return False
         self._set_state("idle", "")
+        self.engine_ready.emit()
         self.backend_label.show_recognizer(self.session.recognizer)
         self.backend_label.build_missing()  # TensorRT plans not built yet: built meanwhile, on a thread
         return True

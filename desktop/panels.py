@@ -36,6 +36,12 @@ def attach_panels(win) -> tuple[GalleryPanel, MonitorPanel]:
     win.add_dock(gallery_panel, "Gallery")
     win.add_dock(monitor, "Monitor", area=Qt.DockWidgetArea.BottomDockWidgetArea)
     win.gallery_changed.connect(gallery_panel.refresh)
+    # the window may open its gallery after the panels exist (a first start that failed, a reload)
+    def rebind() -> None:
+        if gallery_panel.gallery is not session.gallery:
+            gallery_panel.set_gallery(session.gallery)
+
+    win.engine_ready.connect(rebind)
     gallery_panel.gallery_changed.connect(win.gallery_changed_elsewhere)
     shown = RateMeter(window_s=1.2)
 

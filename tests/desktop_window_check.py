@@ -37,12 +37,15 @@ def main(gallery: str, ini: str, clip: str) -> dict:
     app = QApplication.instance() or QApplication([])
     win = MainWindow(gallery_path=gallery, capture_config=CaptureConfig(realtime=True, loop=True),
                      settings=QSettings(ini, QSettings.Format.IniFormat), probe_webcams=False)
+    gallery_panel, monitor = attach_panels(win)  # before the engine: the panel binds when it is ready
+    unbound = gallery_panel.gallery is None
     win.ensure_engine()
-    gallery_panel, monitor = attach_panels(win)
+    bound = unbound and win.session.gallery is not None and gallery_panel.gallery is win.session.gallery
     win.resize(1280, 800)
     win.show()
     win.start(clip)
-    out = {"faces_seen": wait(app, lambda: win.latest is not None and len(win.latest.faces) > 0, 30)}
+    out = {"panel_bound_when_ready": bound,
+           "faces_seen": wait(app, lambda: win.latest is not None and len(win.latest.faces) > 0, 30)}
     r = win.latest
     k = int(r.faces.areas.argmax())
     tid = int(r.faces.track_ids[k])

@@ -24,6 +24,7 @@ def test_window_with_panels_enrols_by_click_and_monitors(tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["panel_bound_when_ready"], result  # panels made before the gallery opened bind to it then
     assert result["faces_seen"] and result["named_on_screen"] and result["in_gallery_panel"], result
     assert result["monitor_samples"] > 10 and result["monitor_redraws"] >= 1, result
 
