@@ -31,7 +31,10 @@ def resources_dir() -> Path:
     source_tree = Path(__file__).resolve().parents[1]
     if (source_tree / "pyproject.toml").is_file() and (source_tree / "resources" / "models").is_dir():
         return source_tree / "resources"
-    spec = importlib.util.find_spec(PACKAGE)
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except ImportError:  # an import hook that refuses the name: the same as not installed
+        spec = None
     # a data-only (namespace) package: its folder is its one search location
     for location in (spec.submodule_search_locations or []) if spec else []:
         if (Path(location) / "models").is_dir():

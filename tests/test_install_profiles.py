@@ -173,10 +173,12 @@ def test_resources_are_found_in_a_checkout_and_in_an_installed_layout(tmp_path):
     assert lines[0] == str(site / "facescope_resources")
     assert lines[1] == str(site / "engine" / "__init__.py")
     assert "sface" in lines[2] and "yunet" in lines[2] and lines[3] == "True"
-    # without the resources package the first use says what is wrong, in one line
+    # without the resources package the first use says what is wrong, in one line. The package is
+    # also blocked by name: an editable install of this checkout maps it back to resources/ through
+    # an import hook that PYTHONPATH does not remove.
     shutil.rmtree(site / "facescope_resources")
-    r = subprocess.run([sys.executable, "-c", "from engine.models.card import find_card\nfind_card('sface')"],
-                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-c", ABSENT + "from engine.models.card import find_card\nfind_card('sface')",
+                        "facescope_resources"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode != 0
     assert "the shipped models folder" in r.stderr and "is missing" in r.stderr
 
