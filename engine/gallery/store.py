@@ -192,13 +192,7 @@ class Gallery(GalleryReader):
         batch = check_enrolment(embeddings, crops, qualities, sources, self._dim)
         now, k = utc_now(), len(batch.embeddings)
         with write_transaction(self.db) as db:
-            person = self._find_person(clean)
-            if person is None:
-                pid = db["persons"].insert({"name": clean, "name_key": name_key(clean), "created_at": now,
-                                            "updated_at": now}).last_pk
-            else:
-                pid = person["id"]
-                db["persons"].update(pid, {"updated_at": now})
+            pid, new_person = self._person_for_faces(db, clean, now)
             # Explicit ids: we hold the write lock, so max+1.. is ours, and insert_all can batch.
             first = transfer.next_face_id(db)
             ids = list(range(first, first + k))
@@ -206,11 +200,23 @@ class Gallery(GalleryReader):
                                     "embedder_id": self._embedder_id, "crop_jpeg": batch.jpegs[i],
                                     "quality": batch.qualities[i], "source": batch.sources[i],
                                     "created_at": now, "updated_at": now} for i in range(k))
-            self._audit("enroll", pid, faces=k, new_person=person is None, first_face_id=first)
-        if person is None:
+            self._audit("enroll", pid, faces=k, new_person=new_person, first_face_id=first)
+        if new_person:
             self._index.set_name(pid, clean)
         self._index.add(ids, np.full(k, pid), batch.embeddings)
         return ids
+
+    def _person_for_faces(self, db, clean: str, now: str) -> tuple[int, bool]:
+        """Inside a write transaction: the id of the person named ``clean`` (an already cleaned
+        name), created now when new, and whether it was created. Enrolling and naming an unknown
+        group both add faces this way."""
+        person = self._find_person(clean)
+        if person is None:
+            pid = db["persons"].insert({"name": clean, "name_key": name_key(clean), "created_at": now,
+                                        "updated_at": now}).last_pk
+            return int(pid), True
+        db["persons"].update(person["id"], {"updated_at": now})
+        return int(person["id"]), False
 
     def rename_person(self, old: str, new: str) -> None:
         """Rename; DuplicatePersonError if ``new`` is someone else (merge them instead)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.gallery.codec import blobs_to_matrix, clean_name, embedding_to_blob, name_key, utc_now
+from engine.gallery.codec import blobs_to_matrix, clean_name, embedding_to_blob, utc_now
 from engine.gallery.schema import write_transaction
 
 from .grouping import NOISE, GroupingConfig, dbscan, stable_ids, unit_rows
@@ -141,13 +141,7 @@ def name_group(gallery, group_id: int, name: str, k: int = 5) -> tuple[int, list
                             "ORDER BY quality DESC, id LIMIT ?", [int(group_id), int(k)]).fetchall()
         if not best:
             raise ValueError(f"unknown group {group_id} has no sightings left to enrol")
-        person = gallery._find_person(clean)
-        if person is None:
-            pid = db["persons"].insert({"name": clean, "name_key": name_key(clean), "created_at": now,
-                                        "updated_at": now}).last_pk
-        else:
-            pid = person["id"]
-            db["persons"].update(pid, {"updated_at": now})
+        pid, new_person = gallery._person_for_faces(db, clean, now)
         first = transfer.next_face_id(db)
         fids = list(range(first, first + len(best)))
         db["faces"].insert_all({"id": fid, "person_id": pid, "embedding": r[1], "embedder_id": gallery.embedder_id,
@@ -157,8 +151,8 @@ def name_group(gallery, group_id: int, name: str, k: int = 5) -> tuple[int, list
                              [pid, int(group_id)]).rowcount
         conn.execute("DELETE FROM unknown_groups WHERE id = ?", [int(group_id)])
         gallery._audit("name_group", pid, group=int(group_id), faces=len(fids), sightings=moved,
-                       new_person=person is None, first_face_id=first)
-    if person is None:
+                       new_person=new_person, first_face_id=first)
+    if new_person:
         gallery.index.set_name(pid, clean)
     gallery.index.add(fids, np.full(len(fids), pid), blobs_to_matrix([r[1] for r in best], gallery.dim))
     return int(pid), fids

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.config import _check
 from engine.records import NO_ID, Faces
+from engine.util.check import check as _check
 
 
 @dataclass(frozen=True)
