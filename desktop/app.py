@@ -33,7 +33,9 @@ def default_gallery_path() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facescope gui", description="facescope desktop app: live face recognition")
-    p.add_argument("--source", help="start on this source: webcam index (0), rtsp://... / http://... URL or video file")
+    p.add_argument("--source", action="append",
+                   help="start on this source: webcam index (0), rtsp://... / http://... URL or video file; "
+                        "repeat it for several sources at once (a grid of tiles, one engine)")
     p.add_argument("--gallery", help="gallery file (default: the app data folder's gallery.db)")
     p.add_argument("--quit-after", type=_seconds, metavar="SECONDS",
                    help="close the window after this many seconds and exit 0 (CI, smoke tests)")
@@ -74,20 +76,27 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("")
     gallery = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
     settings = Settings.load()
-    win = MainWindow(gallery_path=gallery, recognizer_factory=settings_recognizer_factory(settings),
-                     pipeline_config=settings.to_configs().pipeline)
-    win.ensure_engine()  # models and gallery load before the panels bind to them
-    attach_panels(win)
+    sources = args.source or []
+    if len(sources) > 1:
+        from desktop.grid_window import GridWindow
+
+        win = GridWindow(sources, gallery, settings_recognizer_factory(settings))
+    else:
+        win = MainWindow(gallery_path=gallery, recognizer_factory=settings_recognizer_factory(settings),
+                         pipeline_config=settings.to_configs().pipeline)
+        win.ensure_engine()  # models and gallery load before the panels bind to them
+        attach_panels(win)
     win.show()
-    if args.source:
-        win.start(args.source)
+    if len(sources) == 1:
+        win.start(sources[0])
     if args.quit_after:
         from PySide6.QtCore import QTimer
 
         QTimer.singleShot(round(args.quit_after * 1000), app.quit)
     rc = app.exec()
     win.close()  # closeEvent stops the engine and closes the gallery, however the loop ended
-    win.controller.stop()
+    if isinstance(win, MainWindow):
+        win.controller.stop()
     # Tear the widgets down while the interpreter is still whole: left to the final garbage
     # collection, PySide6 6.12 + pyqtgraph's plot items crash Python 3.11 at exit
     # ("bool_dealloc: deallocating True or False").

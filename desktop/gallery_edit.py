@@ -80,6 +80,26 @@ class GalleryEditMixin:
             self._changed()
 
     @Slot()
+    def not_person_selected_face(self) -> bool:
+        """"This face is not this person" (a wrong enrolment): the face leaves the person and is
+        kept as a negative of them (:func:`engine.gallery.negatives.face_to_negative`), so faces
+        like it stop matching the person."""
+        from engine.gallery.negatives import face_to_negative
+
+        item = self.faces_list.currentItem()
+        name = self.selected_name()
+        if item is None or name is None or self.gallery is None:
+            return False
+        fid = int(item.data(FACE_ROLE))
+        if not self._confirm("Not this person", f"Face {fid} is not {name}: remove it from {name} and keep it "
+                             f"as a negative example, so that faces like it stop matching {name}?"):
+            return False
+        if self._guard("Correcting the face", lambda: face_to_negative(self.gallery, fid)) is None:
+            return False
+        self._changed()
+        return True
+
+    @Slot()
     def export_gallery(self) -> None:
         if self.gallery is None:
             return
@@ -129,6 +149,7 @@ class GalleryEditMixin:
         self.faces_list.setCurrentItem(item)
         menu = QMenu(self)
         menu.addAction(QAction("Delete face…", menu, triggered=self.delete_selected_face))
+        menu.addAction(QAction(f"Not {self.selected_name()}…", menu, triggered=self.not_person_selected_face))
         menu.exec(self.faces_list.viewport().mapToGlobal(pos))
 
     # ------------------------------------------------------------------ dialogs (overridable in tests)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtGui import QAction, QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import QMenu, QSizePolicy, QWidget
 
-from engine.draw import COLOR_ENROLLING, COLOR_KNOWN, COLOR_UNKNOWN, face_label, rgb
+from engine.draw import COLOR_ENROLLING, COLOR_KNOWN, COLOR_UNKNOWN, face_label, is_probable, rgb
+from engine.draw import face_color as engine_face_color
 
 KNOWN = QColor(*rgb(COLOR_KNOWN))          # the same colours as the annotated videos (engine.draw)
 UNKNOWN = QColor(*rgb(COLOR_UNKNOWN))
@@ -41,10 +42,13 @@ class LiveView(QWidget):
     ``#id name sim`` label per face: known green, unknown orange, enrolling blue.
     ``face_clicked(track_id)`` is emitted for a left click inside a tracked face's box.
     The last clicked or hovered tracked face is the *selected* one (:attr:`selected_track`,
-    drawn with a thicker box); ``selection_changed(track_id)`` follows each change."""
+    drawn with a thicker box); ``selection_changed(track_id)`` follows each change.
+    A right click on a face opens its menu (:meth:`face_menu`): enrol it, or, on a labelled
+    face, "Not NAME" (``not_person_requested(track_id, name)``; the window asks the session)."""
 
     face_clicked = Signal(int)
     selection_changed = Signal(int)
+    not_person_requested = Signal(int, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,6 +152,30 @@ class LiveView(QWidget):
                 return
         super().mousePressEvent(event)
 
+    def face_menu(self, point) -> QMenu | None:
+        """The menu of the face under the widget ``point`` (None when there is none): "Enrol
+        face #N…" and, when the face shows a name, "Not NAME"."""
+        i = self.face_at(point)
+        if i is None:
+            return None
+        tid, name = int(self.faces.track_ids[i]), self.faces.names[i]
+        self.select(tid)
+        menu = QMenu(self)
+        menu.addAction(QAction(f"Enrol face #{tid}…", menu, triggered=lambda _=False: self.face_clicked.emit(tid)))
+        if name:
+            act = QAction(f"Not {name}", menu, triggered=lambda _=False: self.not_person_requested.emit(tid, name))
+            act.setToolTip(f"This face is not {name}: remember it, so that it (and faces like it) stop matching {name}")
+            menu.addAction(act)
+        return menu
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        menu = self.face_menu(event.pos())
+        if menu is None:
+            super().contextMenuEvent(event)
+            return
+        menu.exec(event.globalPos())
+        event.accept()
+
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt name)
         i = self.face_at(event.position())
         if i is not None:
@@ -183,7 +211,10 @@ class LiveView(QWidget):
             x1, y1, x2, y2 = (float(v) * scale for v in faces.boxes[i])
             color = self.face_color(faces, i)
             selected = self.selected_track is not None and int(faces.track_ids[i]) == self.selected_track
-            p.setPen(QPen(color, 4 if selected else 2))
+            pen = QPen(color, 4 if selected else 2)
+            if is_probable(faces, i):
+                pen.setStyle(Qt.PenStyle.DashLine)  # "Name?": a probable name, drawn like the annotated videos
+            p.setPen(pen)
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(QRectF(x1, y1, x2 - x1, y2 - y1))
             label = face_label(faces, i)
@@ -196,7 +227,7 @@ class LiveView(QWidget):
     def face_color(self, faces, i: int) -> QColor:
         if int(faces.track_ids[i]) in self.enrolling:
             return ENROLLING
-        return KNOWN if faces.names[i] else UNKNOWN
+        return QColor(*rgb(engine_face_color(faces, i)))  # known / probable / unknown: engine.draw's colours
 
     # -- export ----------------------------------------------------------------------------------
     def annotated_image(self) -> QImage | None:

@@ -15,9 +15,11 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from desktop.engine_status import BackendStatus
 from desktop.enrolment import EnrolmentController
+from desktop.gallery_file import GalleryFileMixin
 from desktop.live_view import LiveView
 from desktop.source_bar import SourceBar, build_actions
 from desktop.worker import Controller
+from engine.gallery.errors import GalleryError
 from engine.live import LiveSession, realtime_recognizer
 from engine.util.rate import RateMeter
 
@@ -25,12 +27,13 @@ log = logging.getLogger(__name__)
 default_recognizer = realtime_recognizer  # the real-time preset (tests and older callers use this name)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(GalleryFileMixin, QMainWindow):
     """``result_ready(object)``: every FrameResult shown, on the GUI thread (for side panels).
     ``gallery_changed()``: after an enrolment. Side panels go in with :meth:`add_dock`.
 
     Source picker: see :class:`desktop.source_bar.SourceBar` (webcams found by a background
-    probe + recent sources in ``settings``, URLs persisted with their password masked)."""
+    probe + recent sources in ``settings``, URLs persisted with their password masked). Gallery
+    file (open another, create one, a gallery that cannot be opened): :mod:`desktop.gallery_file`."""
 
     result_ready = Signal(object)
     gallery_changed = Signal()
@@ -67,6 +70,8 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.source_bar = SourceBar(self, self.settings, probe_webcams)
         build_actions(self)
+        self._build_gallery_actions()
+        self._gallery_box: QMessageBox | None = None
         self._build_status()
         self._update_actions()
 
@@ -126,6 +131,12 @@ class MainWindow(QMainWindow):
         self.state_label.repaint()  # shown while the models load (this call blocks the loop)
         try:
             self.session.open()
+        except (GalleryError, OSError) as exc:
+            if self.session.recognizer is None:  # the models failed (a missing model file): not the gallery
+                self.show_error(f"cannot start the engine: {type(exc).__name__}: {exc}")
+                return False
+            self._gallery_failed(exc)
+            return False
         except Exception as exc:  # noqa: BLE001 - shown to the user, the window stays usable
             self.show_error(f"cannot start the engine: {type(exc).__name__}: {exc}")
             return False

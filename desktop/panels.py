@@ -1,6 +1,7 @@
 """Puts the side panels into the main window and wires them to its session.
 
-Gallery panel: refreshed after every enrolment in the live view; dropped image files are
+Gallery panel: refreshed after every enrolment in the live view (tabbed with the unknown
+people and history panels, :mod:`desktop.people_docks`); dropped image files are
 enrolled under a name the user types (``LiveSession.enrol_images``). Monitor panel: fed every
 shown result with the capture's counters. Settings: the dialog saves to QSettings; the session
 is reconfigured and rebuilds its recognizer on the next start (a running source is restarted).
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from desktop.gallery_panel import GalleryPanel
 from desktop.monitor_panel import MonitorPanel
+from desktop.people_docks import attach_people_panels
 from desktop.pool import run_in_pool
 from desktop.settings import Settings
 from desktop.settings_dialog import SettingsDialog
@@ -33,8 +35,9 @@ def attach_panels(win) -> tuple[GalleryPanel, MonitorPanel]:
     session = win.session
     gallery_panel = GalleryPanel(session.gallery, win)
     monitor = MonitorPanel(win)
-    win.add_dock(gallery_panel, "Gallery")
+    gallery_dock = win.add_dock(gallery_panel, "Gallery")
     win.add_dock(monitor, "Monitor", area=Qt.DockWidgetArea.BottomDockWidgetArea)
+    attach_people_panels(win, gallery_panel, gallery_dock)  # unknowns + history, "Not NAME" in the live view
     win.gallery_changed.connect(gallery_panel.refresh)
     # the window may open its gallery after the panels exist (a first start that failed, a reload)
     def rebind() -> None:
@@ -69,7 +72,9 @@ def attach_panels(win) -> tuple[GalleryPanel, MonitorPanel]:
             gallery_panel.refresh()
             win.gallery_changed_elsewhere()
             win.notify(f"enrolled {enrolled} face(s) as {name.strip()}", 5000)
-            if problems:
+            if problems and not enrolled:  # one line: the reason(s), each naming its file
+                QMessageBox.warning(win, "Enrol images", "nothing enrolled: " + "; ".join(problems))
+            elif problems:
                 QMessageBox.warning(win, "Enrol images", f"enrolled {enrolled}; skipped:\n" + "\n".join(problems))
 
         def failed(message: str) -> None:

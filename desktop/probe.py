@@ -62,32 +62,13 @@ def probe_responsiveness(source: str, seconds: float = 15.0, gallery_path: str |
     ``gallery_path``: the gallery to match against (default: an empty temporary one).
     ``profile``: write a cProfile of the GUI thread over the measured span to this path (pstats).
     The controller is stopped and the widgets are deleted before returning."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEvent, QEventLoop, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
-    from desktop.main_window import MainWindow
-    from engine.capture import CaptureConfig
-
-    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "facescope-probe"])
-    tmp = None
     enrol_case = enrol_case and gallery_path is None
-    if gallery_path is None:
-        tmp = tempfile.TemporaryDirectory(prefix="facescope-probe-")
-        gallery_path = str(Path(tmp.name) / "gallery.db")
-
-    win = MainWindow(gallery_path=gallery_path, capture_config=CaptureConfig(realtime=True, loop=True))
+    app, win, tmp = open_window(gallery_path)
     profiler = None
     try:
-        if not win.ensure_engine():  # models + gallery load here, before anything is timed
-            raise RuntimeError(win.last_error or "cannot start the engine")
-        if with_panels:
-            from desktop.panels import attach_panels
-
-            attach_panels(win)
-        win.show()
-        app.processEvents()
-
+        start_engine(app, win, with_panels)
         clock = QElapsedTimer()
         state = {"phase": "waiting", "prev": None, "first_result": None, "measure_from": None,
                  "results": 0, "enrolments": 0, "asked": 0}
@@ -181,18 +162,56 @@ def probe_responsiveness(source: str, seconds: float = 15.0, gallery_path: str |
             "error": win.last_error,
         }
     finally:
-        win.controller.stop()
-        win.close()  # closes the gallery too
-        # Tear the widgets down now: left to the final garbage collection, PySide6 6.12 +
-        # pyqtgraph's plot items crash Python 3.11 at exit.
-        win.deleteLater()
-        del win
-        gc.collect()
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        app.processEvents()
-        gc.collect()  # the Python wrappers the C++ deletion just orphaned (pyqtgraph items)
-        if tmp is not None:
-            tmp.cleanup()
+        close_window(app, win, tmp)
+
+
+def open_window(gallery_path: str | None = None):
+    """``(app, window, tmp)``: the QApplication (offscreen unless a platform is set) and the real
+    :class:`~desktop.main_window.MainWindow` playing sources in real time, files looping, on
+    ``gallery_path`` (default: an empty one in ``tmp``, a TemporaryDirectory, else None).
+    Pair with :func:`start_engine` inside ``try`` and :func:`close_window` in ``finally``."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.main_window import MainWindow
+    from engine.capture import CaptureConfig
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "facescope-probe"])
+    tmp = None
+    if gallery_path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="facescope-probe-")
+        gallery_path = str(Path(tmp.name) / "gallery.db")
+    return app, MainWindow(gallery_path=gallery_path, capture_config=CaptureConfig(realtime=True, loop=True)), tmp
+
+
+def start_engine(app, win, with_panels: bool = True) -> None:
+    """Load the models and the gallery (before anything is measured), attach the side panels, show."""
+    if not win.ensure_engine():
+        raise RuntimeError(win.last_error or "cannot start the engine")
+    if with_panels:
+        from desktop.panels import attach_panels
+
+        attach_panels(win)
+    win.show()
+    app.processEvents()
+
+
+def close_window(app, win, tmp) -> None:
+    """Stop the source, close the window (and its gallery) and delete the widgets now."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    win.controller.stop()
+    win.close()  # closes the gallery too
+    # Tear the widgets down now: left to the final garbage collection, PySide6 6.12 +
+    # pyqtgraph's plot items crash Python 3.11 at exit.
+    win.deleteLater()
+    del win
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
+    gc.collect()  # the Python wrappers the C++ deletion just orphaned (pyqtgraph items)
+    if tmp is not None:
+        tmp.cleanup()
 
 
 def _latency(lat: list[float], interval_ms: int) -> dict:

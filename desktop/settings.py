@@ -19,6 +19,7 @@ from PySide6.QtCore import QSettings
 from engine.config import DetectorConfig, EmbedderConfig, LandmarkConfig, MatchConfig, RecognizerConfig, RuntimeConfig
 from engine.models.card import model_source
 from engine.pipeline import PipelineConfig, realtime_config
+from engine.track.gating import GateConfig
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Settings:
     refresh_s: float = 2.0
     landmarks: str = "hourglass68"     # a landmark model name / card path, or "none"
     align: str = "landmarks"
+    detector_gate: str = "adaptive"    # engine.track.gating: "adaptive" or "every-frame"
     problems: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     # ------------------------------------------------------------ validation
@@ -141,7 +143,7 @@ class Settings:
             embedder=EmbedderConfig(name=self.embedder),
             runtime=RuntimeConfig(backend=self.backend),
             match=MatchConfig(threshold=self.recognition_threshold),
-            pipeline=dataclasses.replace(base, policy=policy),
+            pipeline=dataclasses.replace(base, policy=policy, gate=GateConfig(mode=self.detector_gate)),
             landmarks=LandmarkConfig(model=None if self.landmarks.strip().lower() == "none" else self.landmarks.strip(),
                                      align=self.align),
         )
@@ -172,6 +174,7 @@ class Settings:
         read("refresh_s", float)
         read("landmarks", lambda v: str(v).strip() or _raise("empty"))
         read("align", lambda v: str(v).strip() or _raise("empty"))
+        read("detector_gate", lambda v: str(v).strip() or _raise("empty"))
         # Each value on its own against the engine's checks; a bad one falls back alone.
         for key in list(values):
             candidate = dataclasses.replace(default, **{key: values[key]})
@@ -202,6 +205,7 @@ class Settings:
         store.setValue(f"{GROUP}/refresh_s", repr(float(self.refresh_s)))
         store.setValue(f"{GROUP}/landmarks", self.landmarks)
         store.setValue(f"{GROUP}/align", self.align)
+        store.setValue(f"{GROUP}/detector_gate", self.detector_gate)
         store.sync()
 
 

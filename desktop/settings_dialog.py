@@ -27,6 +27,7 @@ from desktop.settings import (
     parse_size,
 )
 from engine.config import LANDMARK_ALIGN
+from engine.track.gating import GATE_MODES
 
 
 class _OptionalSpin(QWidget):
@@ -104,6 +105,11 @@ class SettingsDialog(QDialog):
         form.addRow("Embedder", self.embedder)
         form.addRow("Backend", self.backend)
         form.addRow("Re-embed every", self.refresh)
+        self.gate = QComboBox()
+        self.gate.addItems(list(GATE_MODES))
+        self.gate.setToolTip("adaptive: run the detector when something moved outside the tracked faces (and at least "
+                             "every 0.2 s), predicting the tracks in between; every-frame: on every frame")
+        form.addRow("Run the detector", self.gate)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
@@ -123,6 +129,7 @@ class SettingsDialog(QDialog):
         self.refresh.setValue(s.refresh_s)
         _select(self.landmarks, s.landmarks)
         _select(self.align, s.align)
+        _select(self.gate, s.detector_gate)
 
     def settings(self) -> Settings:
         """The edited settings; ValueError if they are invalid."""
@@ -131,7 +138,7 @@ class SettingsDialog(QDialog):
                      recognition_threshold=self.recognition_threshold.value(),
                      embedder=self.embedder.currentText().strip(), backend=self.backend.currentText(),
                      refresh_s=float(self.refresh.value()), landmarks=self.landmarks.currentText().strip(),
-                     align=self.align.currentText())
+                     align=self.align.currentText(), detector_gate=self.gate.currentText())
         s.validate()
         return s
 

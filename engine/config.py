@@ -87,13 +87,21 @@ class EmbedderConfig:
 
 @dataclass(frozen=True)
 class MatchConfig:
-    """``threshold``: cosine similarity below which a face is 'unknown' (None = model card's)."""
+    """The open-set decision (engine.gallery.decision). ``threshold``: cosine similarity below
+    which a face is 'unknown'; ``confirmed``: from which a name is confirmed (between the two it
+    is 'probable'); ``margin``: how far the best person must lead the second-best for a confirmed
+    name. None = the embedder's calibrated value (else its model card's single threshold)."""
 
     threshold: float | None = None
+    confirmed: float | None = None
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.threshold is None or -1.0 <= self.threshold <= 1.0,
                f"match threshold must be a cosine in [-1, 1], got {self.threshold}")
+        _check(self.confirmed is None or -1.0 <= self.confirmed <= 1.0,
+               f"match confirmed threshold must be a cosine in [-1, 1], got {self.confirmed}")
+        _check(self.margin is None or 0.0 <= self.margin <= 2.0, f"match margin must be in [0, 2], got {self.margin}")
 
 
 LANDMARK_ALIGN = ("auto", "landmarks", "detector")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -58,14 +59,22 @@ def _pillow_open():
     return opener
 
 
-def _pil_header(data: bytes) -> Image.Image | None:
+def _pil_header(data: bytes, name: str = "<bytes>") -> Image.Image | None:
     """Pillow's lazily opened image (header parsed, pixels not decoded), or None when the data
-    is not a format that carries the EXIF orientation we apply (OpenCV may still decode it)."""
+    is not a format that carries the EXIF orientation we apply (OpenCV may still decode it).
+
+    Raises ImageError for a header announcing more than Pillow's decompression-bomb limit
+    (2 x ``Image.MAX_IMAGE_PIXELS``, ~179 MP): a few hundred bytes of PNG can announce
+    100000x100000 px, and a valid 400 kB PNG decodes to 1.2 GB; refused before any decoding."""
     if not _has_exif_format(data):
         return None
     try:
-        return _pillow_open()(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+        with warnings.catch_warnings():  # 89-179 MP (a big phone photo): read, without Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _pillow_open()(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: image too large to read safely ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
 
 
@@ -119,11 +128,14 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode encoded image bytes to upright (H, W, 3) uint8 BGR."""
     if len(data) == 0:
         raise ImageError(f"{name}: file is empty")
-    header = _pil_header(data)
+    header = _pil_header(data, name)
     if data[:2] == b"\xff\xd8" and not _jpeg_complete(data, header):
         raise ImageError(f"{name}: truncated or corrupt JPEG (the data ends before the image does)")
     buf = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. a header beyond OpenCV's own pixel limit (formats Pillow does not open)
+        image = None
     if image is None:
         raise ImageError(f"{name}: not a readable image (corrupt data or unsupported format)")
     return to_bgr8(apply_orientation(image, exif_orientation(header)), name)

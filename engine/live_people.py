@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("engine.live")
 
 
 class PeopleMixin:
+    _regroup_job = None  # (gallery, snapshot seconds, Future of a regrouping.Plan) while one computes
+    last_regroup: dict | None = None  # the counts of the last regroup applied (any way)
+    regroup_blocked_s = 0.0           # owner-thread time of the last background regroup (snapshot + apply)
+    _pairs = None  # (gallery, regrouping.PairCache) of the last applied background regroup
+
     def not_person(self, track_id: int, name: str) -> str:
         """Owner thread: "face #track_id is not ``name``": its newest sample (crop + embedding)
         becomes a negative of ``name`` (:mod:`engine.gallery.negatives`), and the track starts
@@ -41,12 +47,14 @@ class PeopleMixin:
 
     def flush_sightings(self, force: bool = False) -> int:
         """Owner thread: write the sightings finished so far (every ``flush_every_s``, or now with
-        ``force`` or when no source runs) and purge by retention when due; returns how many were
+        ``force`` or when no source runs), purge by retention when due, and apply a background
+        regroup that has finished (:meth:`request_regroup`); returns how many sightings were
         written. A busy gallery keeps them for the next call (nothing is lost while the session lives)."""
         from engine.gallery.errors import GalleryBusyError, GalleryError
         from engine.sightings import store
         from engine.sightings.collector import drain
 
+        self._finish_regroup()
         cfg = self.sighting_config
         if cfg is None or self.gallery is None:
             return 0
@@ -71,7 +79,7 @@ class PeopleMixin:
         return n
 
     def _purge_sightings(self, regroup: bool = True) -> None:
-        """Retention now; then regroup the unknowns (not at open: up to seconds at the size cap)."""
+        """Retention now; then regroup the unknowns in the background (not at open)."""
         from engine.gallery.errors import GalleryError
         from engine.sightings import store
 
@@ -88,18 +96,162 @@ class PeopleMixin:
             log.info("purged %d sightings past retention", n)
         self.sightings_purged += n
         if regroup:
-            self.regroup_unknowns()
+            self.request_regroup(full=True)
+
+    def request_regroup(self, full: bool = False) -> bool:
+        """Owner thread: regroup the unknown sightings in the background (with every purge, and on
+        demand, e.g. when the unknowns panel opens). Here only a snapshot is read (0.2-0.5 s at the
+        20,000-row cap on a busy 2-core CPU); DBSCAN runs on a worker thread; :meth:`poll` (``flush_sightings``) writes
+        the result in one short transaction and sets :attr:`last_regroup`. A result made stale by
+        an edit meanwhile (a group named, merged, ignored) is dropped and computed again. After
+        the first, a regroup only compares the new sightings with the others (the last one's
+        neighbour pairs are kept; same result, e.g. 0.4 s instead of 4.4 s at 20,000 on a busy
+        CPU); ``full`` computes every pair again (the hourly purge does). Returns False (nothing
+        started) without a gallery, when the gallery is busy, or while one runs."""
+        from engine.gallery.errors import GalleryError
+        from engine.sightings import regrouping
+
+        if self.gallery is None or self._regroup_job is not None:
+            return False
+        t0 = time.perf_counter()
+        try:
+            snap = regrouping.snapshot(self.gallery)
+        except GalleryError as exc:
+            log.warning("unknown faces not regrouped (%s)", exc)
+            return False
+        pool = ThreadPoolExecutor(1, thread_name_prefix="facescope-regroup")
+        pairs = None if full or self._pairs is None or self._pairs[0] is not self.gallery else self._pairs[1]
+        self._regroup_job = (self.gallery, time.perf_counter() - t0, pool.submit(regrouping.compute, snap, None, pairs))
+        pool.shutdown(wait=False)  # the thread ends with its one job
+        return True
+
+    @property
+    def regrouping(self) -> bool:
+        """A background regroup is computing (its result is applied by the next :meth:`poll`)."""
+        return self._regroup_job is not None
+
+    def _finish_regroup(self) -> None:
+        """Owner thread: apply a finished background regroup (a stale one starts over)."""
+        from engine.gallery.errors import GalleryError
+        from engine.sightings import regrouping
+
+        if self._regroup_job is None or not self._regroup_job[2].done():
+            return
+        (gallery, snap_s, job), self._regroup_job = self._regroup_job, None
+        if self.gallery is None or self.gallery is not gallery:  # closed (or another one opened) meanwhile
+            return
+        try:
+            plan = job.result()
+        except Exception:
+            log.exception("regrouping the unknown faces failed")
+            return
+        t0 = time.perf_counter()
+        try:
+            summary = regrouping.apply(self.gallery, plan)
+        except GalleryError as exc:
+            log.warning("unknown faces not regrouped (%s)", exc)
+            return
+        self.regroup_blocked_s = snap_s + time.perf_counter() - t0
+        if summary is None:  # the groups were edited while it computed
+            self.request_regroup()
+            return
+        self._pairs = (gallery, plan.pairs)
+        self.last_regroup = summary
+
+    def wait_regroup(self, timeout: float | None = None) -> dict | None:
+        """Owner thread (scripts, tests): wait for the background regroup and apply it; its counts."""
+        while self._regroup_job is not None:
+            self._regroup_job[2].exception(timeout)  # waits; raises TimeoutError after ``timeout``
+            self._finish_regroup()
+        return self.last_regroup
 
     def regroup_unknowns(self) -> dict | None:
-        """Owner thread: regroup the unknown sightings (with every purge, and on demand, e.g. when
-        the unknowns panel opens); the counts, or None without a gallery or when it is busy."""
+        """Owner thread: regroup the unknown sightings now, on this thread (scripts and the CLI;
+        at the 20,000-row cap this blocks for seconds: a window uses :meth:`request_regroup`);
+        the counts, or None without a gallery or when it is busy."""
         from engine.gallery.errors import GalleryError
         from engine.sightings import unknowns
 
         if self.gallery is None:
             return None
         try:
-            return unknowns.regroup(self.gallery)
+            self.last_regroup = unknowns.regroup(self.gallery)
         except GalleryError as exc:
             log.warning("unknown faces not regrouped (%s)", exc)
             return None
+        return self.last_regroup
+
+    # -- naming and correcting from the people panels (owner thread) ----------------------------
+    def name_unknown_group(self, group_id: int, name: str, k: int = 5) -> tuple[int, list[int], list[int]]:
+        """Enrol unknown group ``group_id``'s best ``k`` crops as ``name`` (new or existing
+        person) in one transaction (:func:`engine.sightings.unknowns.name_group`); live tracks
+        whose newest sample now matches that person take the name on the next frame instead
+        of at their next re-embedding (up to ``PolicyConfig.refresh_s`` later).
+        Returns (person id, new face ids, relabelled track ids)."""
+        from engine.sightings import unknowns
+
+        self._need_gallery()
+        pid, fids = unknowns.name_group(self.gallery, group_id, name, k)
+        return pid, fids, self._adopt_live_tracks(pid)
+
+    def enrol_sighting(self, sighting_id: int, name: str) -> tuple[int, int, list[int]]:
+        """Enrol a stored sighting's best crop and embedding as ``name`` (one transaction);
+        returns (person id, face id, relabelled track ids). KeyError for an unknown sighting."""
+        emb, crop, quality = self._sighting_sample(sighting_id)
+        fid = self.gallery.enroll(name, emb[None, :], crops=[crop], qualities=[quality],
+                                  sources=[f"sighting {int(sighting_id)}"])[0]
+        pid = int(self.gallery.index.person_ids[self.gallery.index.face_ids == fid][0])
+        return pid, int(fid), self._adopt_live_tracks(pid)
+
+    def similar_sightings(self, sighting_id: int, top: int = 12) -> list[tuple[int, float]]:
+        """The ``top`` stored sightings most similar to ``sighting_id`` (itself first, 1.0):
+        [(sighting id, cosine)], best first (:func:`engine.sightings.store.search`)."""
+        from engine.sightings import store
+
+        emb, _, _ = self._sighting_sample(sighting_id)
+        return store.search(self.gallery.db.conn, emb, self.gallery.dim, top)
+
+    def _need_gallery(self) -> None:
+        if self.gallery is None:
+            raise ValueError("no gallery is open (start the app with --gallery)")
+
+    def _sighting_sample(self, sighting_id: int):
+        """(embedding (D,) float32, crop (112, 112, 3) uint8 BGR, quality) of a stored sighting."""
+        from engine.sightings import store
+
+        self._need_gallery()
+        conn, sid = self.gallery.db.conn, int(sighting_id)
+        ids, emb = store.embeddings(conn, self.gallery.dim, "id = ?", [sid])
+        if not len(ids):
+            raise KeyError(f"no sighting with id {sid}")
+        row = conn.execute("SELECT quality FROM sightings WHERE id = ?", [sid]).fetchone()
+        return emb[0], store.crop(conn, sid), float(row[0])
+
+    def _adopt_live_tracks(self, person_id: int) -> list[int]:
+        """Live tracks whose newest sample now matches ``person_id`` (the one open-set decision,
+        :func:`engine.gallery.index.decide`) are assigned to it between two frames (now, when no
+        source runs, with the frozen frame relabelled); returns their ids. One gallery search of
+        the live samples (a matrix product, no model)."""
+        import numpy as np
+
+        from engine.gallery.index import decide
+
+        with self._lock:
+            samples = dict(self._samples)
+        if not samples or self.recognizer is None or self.gallery is None:
+            return []
+        tids = list(samples)
+        found = self.gallery.index.search(np.stack([samples[t].embedding for t in tids]).astype(np.float32))
+        pids = decide(found[0], found[2], self.recognizer.threshold, found.negative)
+        hits = [(t, float(found[2][i]), samples[t].quality) for i, t in enumerate(tids) if pids[i] == person_id]
+
+        def assign() -> None:
+            if self.pipeline is not None:
+                for tid, sim, quality in hits:
+                    self.pipeline.assign_identity(tid, person_id, sim, quality)
+            if not self._running:
+                self.relabel_latest()
+
+        if hits:
+            self._post(assign)
+        return [t for t, _, _ in hits]

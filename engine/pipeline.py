@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.capture import Capture, Frame
 from engine.config import RecognizerConfig
-from engine.gallery.index import decide
+from engine.gallery.index import classify
 from engine.recognizer import Recognizer
-from engine.records import NO_ID, Faces
+from engine.records import NO_ID, STATUS_CONFIRMED, STATUS_PROBABLE, STATUS_UNKNOWN, Faces
 from engine.track import EmbedPolicy, IdentityBook, IdentityConfig, PolicyConfig, Tracker, TrackerConfig, face_quality
+from engine.track.gating import DetectorGate, GateConfig
+from engine.track.identity import renumber
 from engine.util.stages import StageTimer
 
 STAGES = ("capture_wait", "detect", "track", "landmarks", "align", "embed", "match", "total")
@@ -46,6 +48,10 @@ class PipelineConfig:
     # pose and sharpness, ~2 ms a face); True runs it on every face of every frame, for
     # drawing landmarks (--draw-landmarks) at that cost.
     landmarks_every_frame: bool = False
+    # The detector runs only on frames where something may have changed (motion outside the
+    # tracked faces, a poorly predicted track, or at least every 0.2 s); GateConfig(mode=
+    # "every-frame") detects on every frame as before (engine.track.gating).
+    gate: GateConfig = field(default_factory=GateConfig)
 
 
 def realtime_config(pipeline: PipelineConfig | None = None, **parts) -> RecognizerConfig:
@@ -88,9 +94,42 @@ class FrameResult:
     embedded_faces: EmbeddedFaces | None = None
 
 
+@dataclass(frozen=True)
+class PendingFrame:
+    """A frame between :meth:`Pipeline.begin` and :meth:`Pipeline.finish`.
+
+    ``tensor``: (K, 3, h, w) float32 embedder input of the K faces chosen for an embedding this
+    frame (None when K = 0); ``crops``: their (K, h, w, 3) uint8 aligned crops; ``sub``: those K
+    faces (landmarks located), ``q``: their (K,) qualities; ``faces``: every tracked face;
+    ``quality``: (N,) quality of every tracked face; ``idx``: positions of the K in ``faces``;
+    ``timer``: the frame's stage timer (the embed stage is timed by whoever runs the embedder).
+    """
+
+    frame: Frame
+    capture_wait_ms: float
+    timer: StageTimer
+    clock: float
+    faces: Faces
+    quality: np.ndarray
+    idx: np.ndarray
+    sub: Faces | None
+    q: np.ndarray | None
+    tensor: np.ndarray | None
+    crops: np.ndarray | None
+
+    @property
+    def to_embed(self) -> int:
+        """K, the faces waiting for an embedding."""
+        return int(self.idx.size)
+
+
 class Pipeline:
     """Stateful per-source processor. ``gallery_index`` may be None (everyone is unknown) and
-    may change under it (enrolment from the GUI): it is read at every match."""
+    may change under it (enrolment from the GUI): it is read at every match.
+
+    ``face_filter(faces, (height, width)) -> faces``: applied to each frame's detections before
+    tracking (a source's region of interest and minimum face size, :mod:`engine.multi`); None
+    keeps every detection."""
 
     def __init__(self, recognizer: Recognizer, gallery_index=None, config: PipelineConfig | None = None) -> None:
         self.recognizer = recognizer
@@ -102,6 +141,8 @@ class Pipeline:
         self._alive: set[int] = set()
         self._last_clock: float | None = None
         self._wanted: dict[int, float] = {}
+        self.face_filter: Callable[[Faces, tuple[int, int]], Faces] | None = None
+        self.gate = DetectorGate(self.config.gate)
 
     def want_embedding(self, track_id: int, above_quality: float = -np.inf) -> None:
         """Embed ``track_id`` on every frame where its quality exceeds ``above_quality`` (on
@@ -119,9 +160,13 @@ class Pipeline:
                          0.0 if clock is None else clock)
 
     def label(self, faces: Faces) -> Faces:
-        """Identities, similarities and the gallery's current names of every tracked face."""
+        """Identities, similarities, the gallery's current names and the status (confirmed /
+        probable: ``IdentityBook.confirmed``) of every tracked face."""
         index = self.gallery_index
-        return self.book.apply(faces, index.names_of if index is not None else None)
+        faces = self.book.apply(faces, index.names_of if index is not None else None)
+        sure = self.book.confirmed(faces.track_ids) | ((faces.track_ids < 0) & (faces.states == STATUS_CONFIRMED))
+        named = faces.identities >= 0
+        return faces.replace(status=np.where(named, np.where(sure, STATUS_CONFIRMED, STATUS_PROBABLE), STATUS_UNKNOWN))
 
     def relabel(self, result: FrameResult) -> FrameResult:
         """``result`` labelled again from the current votes and names (a frozen last frame
@@ -137,26 +182,42 @@ class Pipeline:
         self._wanted = {}
 
     def process(self, frame: Frame, capture_wait_ms: float = 0.0) -> FrameResult:
+        """One frame, start to end: :meth:`begin`, the embedder on its faces, :meth:`finish`."""
+        pending = self.begin(frame, capture_wait_ms)
+        emb = None
+        if pending.tensor is not None:
+            with pending.timer("embed"):
+                emb = self.recognizer.embedder.embed_tensor(pending.tensor)
+        return self.finish(pending, emb)
+
+    def begin(self, frame: Frame, capture_wait_ms: float = 0.0) -> PendingFrame:
+        """Everything before the embedder: detect, (face filter), track, quality, the choice of
+        faces to embed, their landmarks and the aligned network input. Several sources' tensors
+        can then go through ONE embedder call (:mod:`engine.multi`) before each :meth:`finish`.
+        Calls on one Pipeline must alternate begin/finish (it holds one source's tracker state)."""
         timer = StageTimer(STAGES[1:-1])  # capture_wait is measured by the caller, total here
         image = frame.image
         rec = self.recognizer
-        with timer("detect"):
-            faces = rec.detect(image)
         # Motion and vote clocks run on media time for files (tracking must not depend on how
         # fast this machine processes them), on capture time for live sources.
         clock = frame.pts_s if frame.pts_s is not None else frame.timestamp
+        with timer("detect"):  # skipped when nothing changed: the tracker predicts (engine.track.gating)
+            detected = self.gate.decide(image, clock, self.tracker)
+            faces = rec.detect(image) if detected else None
+        if self.face_filter is not None and detected:  # per-source region of interest / minimum size, before tracking
+            faces = self.face_filter(faces, image.shape[:2])
         with timer("track"):  # tracking, quality and the re-embedding policy
             if self._last_clock is not None and clock < self._last_clock:
                 self.reset()  # a looping file restarted: a new pass is a new scene for the tracker
             self._last_clock = clock
-            faces = self.tracker.update(faces, clock)
+            faces = self.tracker.update(faces, clock, image) if detected else self.tracker.predict_only(clock)
             self._forget_dead_tracks()
         if self.config.landmarks_every_frame and rec.landmarker is not None and len(faces):
             with timer("landmarks"):
                 faces = rec.locate(image, faces)
         with timer("track"):
             quality = face_quality(faces, image.shape)
-            if len(faces):
+            if len(faces) and detected:  # a predicted box is not embedded: it waits for a detection
                 need = self.policy.select(faces, quality, clock, self.book.decided(faces.track_ids))
                 if self._wanted:
                     floor = np.array([self._wanted.get(int(t), np.inf) for t in faces.track_ids])
@@ -164,7 +225,7 @@ class Pipeline:
             else:
                 need = np.zeros(0, bool)
         idx = np.flatnonzero(need)
-        embedded = None
+        sub = x = crops = q = None
         if idx.size:
             sub = faces.select(idx)
             with timer("landmarks"):
@@ -176,29 +237,64 @@ class Pipeline:
             with timer("align"):
                 x = rec.embedder.align(image, sub.keypoints)
                 crops = rec.embedder.aligned_crops(image, sub.keypoints)  # ~0.05 ms a face: kept for enrolment
-            with timer("embed"):
-                emb = rec.embedder.embed_tensor(x)
+        return PendingFrame(frame, capture_wait_ms, timer, clock, faces, quality, idx, sub, q, x, crops)
+
+    def finish(self, pending: PendingFrame, embeddings: np.ndarray | None) -> FrameResult:
+        """The frame's result from ``embeddings`` ((K, D) unit vectors of ``pending.tensor``'s K
+        faces, in order; None when K = 0): gallery match, votes, labels."""
+        timer, idx = pending.timer, pending.idx
+        embedded = None
+        if idx.size:
+            if embeddings is None or len(embeddings) != idx.size:
+                got = None if embeddings is None else len(embeddings)
+                raise ValueError(f"finish: {idx.size} faces were to be embedded, got {got} embeddings")
+            sub, q, emb = pending.sub, pending.q, np.asarray(embeddings, np.float32)
             with timer("match"):
-                embedded = EmbeddedFaces(sub.replace(embeddings=emb), crops, np.asarray(q, np.float32))
-                self._vote(sub.track_ids, emb, q, clock)
+                splits = self._vote(sub.track_ids, emb, q, pending.clock)  # {old id: new id}, tracks split
+                if splits:  # this very frame shows the new track: never the old name on the new face
+                    sub = sub.replace(track_ids=renumber(sub.track_ids, splits))
+                    pending = dataclasses.replace(pending, faces=pending.faces.replace(
+                        track_ids=renumber(pending.faces.track_ids, splits)))
+                embedded = EmbeddedFaces(sub.replace(embeddings=emb), pending.crops, np.asarray(q, np.float32))
                 # the policy compares qualities computed the same way at selection time
-                self.policy.mark_embedded(sub.track_ids, quality[idx], clock)
-        faces = self.label(faces)
-        timings = {"capture_wait": capture_wait_ms, **timer.ms, "total": timer.total_ms()}
+                self.policy.mark_embedded(sub.track_ids, pending.quality[idx], pending.clock)
+        faces = self.label(pending.faces)
+        frame = pending.frame
+        timings = {"capture_wait": pending.capture_wait_ms, **timer.ms, "total": timer.total_ms()}
         return FrameResult(frame, faces, timings, 1000.0 * (time.perf_counter() - frame.timestamp), int(idx.size),
                            frozenset(self._alive), embedded)
 
-    def _vote(self, track_ids: np.ndarray, emb: np.ndarray, quality: np.ndarray, timestamp: float) -> None:
+    def _vote(self, track_ids: np.ndarray, emb: np.ndarray, quality: np.ndarray,
+              timestamp: float) -> dict[int, int]:
+        """Match and vote; a track whose new embedding is someone else is split first (issue #15:
+        a track is one person; ``IdentityBook.contradicts``). Returns {old id: new id}."""
         index = self.gallery_index
         if index is None or len(emb) == 0:
             pids, sims, negative = np.full(len(emb), NO_ID), np.full(len(emb), np.nan, np.float32), None
+            second = None
         else:
             found = index.search(emb)
             pids, _, sims = found
             negative = getattr(found, "negative", None)  # "not this person" examples (schema v3)
-        pids = decide(pids, sims, self.recognizer.threshold, negative)
-        for tid, pid, sim, q in zip(track_ids, pids.tolist(), sims, quality, strict=True):
-            self.book.vote(int(tid), pid, float(sim) if np.isfinite(sim) else float("nan"), float(q), timestamp)
+            second = getattr(found, "second", None)  # the second-best person, for the margin rule
+        pids, status = classify(pids, sims, self.recognizer.decision, negative, second)
+        splits = {}
+        for tid, e, pid, sim, q, st in zip(track_ids.tolist(), emb, pids.tolist(), sims, quality, status.tolist(),
+                                           strict=True):
+            # someone else now (a "probable" match is no evidence of another person): a new track, a new sighting
+            if self.book.contradicts(tid, e, pid if st == STATUS_CONFIRMED else NO_ID):
+                splits[tid] = tid = self._split_track(tid)
+            self.book.vote(tid, pid, float(sim) if np.isfinite(sim) else float("nan"), float(q), timestamp,
+                           embedding=e, confirmed=st == STATUS_CONFIRMED)
+        return splits
+
+    def _split_track(self, old: int) -> int:
+        new = self.tracker.split(old)
+        self.book.forget([old])
+        self.policy.forget([old])
+        self._wanted.pop(old, None)
+        self._alive = (self._alive - {old}) | {new}
+        return new
 
     def _forget_dead_tracks(self) -> None:
         alive = {int(t) for t in self.tracker.track_ids()}

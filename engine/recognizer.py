@@ -15,7 +15,7 @@ from engine.detectors import Detector
 from engine.detectors.multiscale import detector_for
 from engine.embedders import Embedder, create_embedder
 from engine.errors import ModelError
-from engine.gallery.index import decide
+from engine.gallery.index import classify
 from engine.landmarks.base import Landmarker
 from engine.models.card import find_card, model_source
 from engine.records import NO_ID, Faces
@@ -90,8 +90,19 @@ class Recognizer:
         return out
 
     @property
+    def decision(self):
+        """The open-set decision (:class:`engine.gallery.decision.DecisionConfig`): the embedder's
+        calibrated two thresholds and margin, or its card's single threshold, with ``match``'s
+        settings replacing them."""
+        from engine.gallery.decision import decision_for
+
+        m = self.match
+        return decision_for(self.embedder.id, self.embedder.threshold, m.threshold, m.confirmed, m.margin)
+
+    @property
     def threshold(self) -> float:
-        return self.match.threshold if self.match.threshold is not None else self.embedder.threshold
+        """The 'unknown' threshold of :attr:`decision` (below it a face has no name)."""
+        return self.decision.unknown
 
     def detect(self, image: np.ndarray) -> Faces:
         return self.detector(image)
@@ -126,16 +137,18 @@ class Recognizer:
 
     def identify(self, image: np.ndarray, index) -> Faces:
         """Every face detected, embedded and matched against a gallery index."""
-        return match_faces(self.embed(image, self.detect(image)), index, self.threshold)
+        return match_faces(self.embed(image, self.detect(image)), index, self.decision)
 
 
-def match_faces(faces: Faces, index, threshold: float) -> Faces:
-    """Set identities/names/similarities from ``index.search`` (one matrix product)."""
+def match_faces(faces: Faces, index, threshold) -> Faces:
+    """Set identities/names/similarities/status from ``index.search`` (one matrix product);
+    ``threshold``: a DecisionConfig (two thresholds + margin) or a float (one threshold)."""
     if len(faces) == 0 or faces.embeddings is None:
         return faces
     found = index.search(faces.embeddings)
     person_ids, names, sims = found
     sims = np.asarray(sims, np.float32)
-    ids = decide(person_ids, sims, threshold, getattr(found, "negative", None))  # negatives: schema v3
-    return faces.replace(identities=ids, similarities=np.where(np.isfinite(sims), sims, np.nan),
+    ids, status = classify(person_ids, sims, threshold, getattr(found, "negative", None),  # negatives: schema v3
+                           getattr(found, "second", None))
+    return faces.replace(identities=ids, similarities=np.where(np.isfinite(sims), sims, np.nan), status=status,
                          names=tuple(n if i != NO_ID else None for n, i in zip(names, ids.tolist(), strict=True)))

@@ -14,6 +14,12 @@ import numpy as np
 NO_ID = -1  # the one "no person" id: a face that matched nobody, or was not matched yet
 UNKNOWN = NO_ID  # older name of NO_ID
 
+# How sure a face's identity is (``Faces.status``; the rule is engine.gallery.index.decide):
+STATUS_UNKNOWN = 0    # no name: below the "unknown" threshold, refused by negatives, or not matched
+STATUS_PROBABLE = 1   # a name between the two thresholds, or a near tie with the second person ("Name?")
+STATUS_CONFIRMED = 2  # a name above the "confirmed" threshold, clear of the second person
+STATUS_NAMES = ("unknown", "probable", "confirmed")
+
 
 def _as(a: Any, dtype: Any, shape_tail: tuple[int, ...], name: str, n: int | None) -> np.ndarray:
     arr = np.ascontiguousarray(a, dtype=dtype)
@@ -35,7 +41,10 @@ class Faces:
     similarities (N,) float32 cosine of the best gallery match (NaN = not matched) ·
     landmarks (N,L,2) float32 px (68 iBUG points) or None · poses (N,3) float32 degrees
     (yaw, pitch, roll; see ``engine.landmarks.pose``) or None · sharpness (N,) float32 in
-    [0,1] (1 = sharp) or None.
+    [0,1] (1 = sharp) or None · status (N,) int8 ``STATUS_*`` or None: how sure each identity
+    is (unknown where identities is -1, probable or confirmed where it is a person); None = not
+    graded (a named face counts as confirmed, see :attr:`states`). Replacing ``identities``
+    without a new ``status`` drops it to None, so a status never describes other identities.
     Arrays are made read-only so that a stage cannot change another stage's input.
     """
 
@@ -50,6 +59,7 @@ class Faces:
     landmarks: np.ndarray | None = None
     poses: np.ndarray | None = None
     sharpness: np.ndarray | None = None
+    status: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +100,13 @@ class Faces:
             set_("poses", _as(self.poses, np.float32, (3,), "poses", n))
         if self.sharpness is not None:
             set_("sharpness", _as(self.sharpness, np.float32, (), "sharpness", n))
+        if self.status is not None:
+            st = _as(self.status, np.int8, (), "status", n)
+            if not np.isin(st, (STATUS_UNKNOWN, STATUS_PROBABLE, STATUS_CONFIRMED)).all():
+                raise ValueError(f"Faces.status: values must be STATUS_* codes 0/1/2, got {np.unique(st).tolist()}")
+            if ((st == STATUS_UNKNOWN) != (self.identities == NO_ID)).any():
+                raise ValueError("Faces.status: must be unknown exactly where identities is -1")
+            set_("status", st)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -100,8 +117,19 @@ class Faces:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), kps)
 
     def replace(self, **changes: Any) -> Faces:
-        """A validated copy with some fields changed."""
+        """A validated copy with some fields changed (new ``identities`` without a new ``status``
+        drop the status: it graded the old identities)."""
+        if "identities" in changes and "status" not in changes:
+            changes["status"] = None
         return replace(self, **changes)
+
+    @property
+    def states(self) -> np.ndarray:
+        """(N,) int8 ``STATUS_*`` of every face: ``status``, or where it is None, confirmed for a
+        named face (identity >= 0) and unknown otherwise (faces matched by a one-threshold rule)."""
+        if self.status is not None:
+            return self.status
+        return np.where(self.identities >= 0, STATUS_CONFIRMED, STATUS_UNKNOWN).astype(np.int8)
 
     def select(self, index: Any) -> Faces:
         """Faces at ``index`` (int array, slice or boolean mask), all fields kept parallel."""

@@ -55,6 +55,28 @@ def _engine_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("facescope-")]
 
 
+def test_live_view_draws_probable_names_dashed_in_their_own_colour(qtbot):
+    from desktop.live_view import KNOWN, LiveView
+    from engine.draw import COLOR_PROBABLE, rgb
+    from engine.records import STATUS_CONFIRMED, STATUS_PROBABLE, Faces
+
+    view = LiveView()
+    qtbot.addWidget(view)
+    faces = Faces(np.array([[20, 20, 90, 180], [110, 20, 180, 180]], np.float32), np.ones(2, np.float32),
+                  track_ids=np.array([1, 2]), identities=[3, 4], names=("Ada", "Bob"), similarities=[0.47, 0.8],
+                  status=[STATUS_PROBABLE, STATUS_CONFIRMED])
+    view.set_frame(np.zeros((200, 200, 3), np.uint8), faces)
+    assert view.face_color(faces, 0).getRgb()[:3] == rgb(COLOR_PROBABLE)
+    assert view.face_color(faces, 1) == KNOWN
+    img = view.annotated_image()
+    row = lambda x0, x1: [img.pixelColor(x, 180).getRgb()[:3] for x in range(x0, x1)]  # noqa: E731 (bottom edges)
+    near = lambda c, ref: max(abs(a - b) for a, b in zip(c, ref, strict=True)) < 40  # noqa: E731
+    probable = [near(c, rgb(COLOR_PROBABLE)) for c in row(24, 86)]
+    known = [near(c, KNOWN.getRgb()[:3]) for c in row(114, 176)]
+    assert all(known)  # solid
+    assert 0.3 < sum(probable) / len(probable) < 0.9  # dashed: strokes and gaps (a solid edge is 1.0)
+
+
 def test_live_view_geometry_and_clicks(qtbot):
     from desktop.live_view import LiveView
     from engine.records import Faces
@@ -180,7 +202,8 @@ def test_app_default_gallery_and_args(qtbot):
     path = default_gallery_path()
     assert path.name == "gallery.db" and path.parent.name == "facescope"
     args = build_parser().parse_args(["--source", "0", "--gallery", "g.db"])
-    assert (args.source, args.gallery) == ("0", "g.db")
+    assert (args.source, args.gallery) == (["0"], "g.db")
+    assert build_parser().parse_args(["--source", "a.mp4", "--source", "b.mp4"]).source == ["a.mp4", "b.mp4"]
 
 
 def test_probe_webcams_with_fake_open_capture(qtbot):

@@ -1,6 +1,7 @@
 """ONNX Runtime backends: "onnxruntime" (CPU) and "onnxruntime-cuda" (CUDA execution provider)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,26 @@ import onnxruntime as ort
 from engine.backends.base import BACKENDS
 from engine.config import RuntimeConfig
 from engine.errors import ModelError
+from engine.util.heap import release_free_heap
+
+_ARENA_LOCK = threading.Lock()
+_shared_arena = False
+
+
+def shared_cpu_arena() -> None:
+    """Register (once) one CPU memory arena for every ONNX Runtime session of the process, grown
+    by what is asked (ORT's ``kSameAsRequested``); sessions opt in with ``session.use_env_allocators``.
+
+    By default each session owns an arena that grows by powers of two and never shrinks: with
+    the detector, the landmark model and the embedder that was ~15 MB more resident memory for
+    the same work (batch-1 inference, measured), and more where batch sizes vary. CPU time per
+    inference is unchanged (measured, interleaved)."""
+    global _shared_arena
+    with _ARENA_LOCK:
+        if not _shared_arena:
+            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))
+            _shared_arena = True
 
 
 class OrtSession:
@@ -33,6 +54,12 @@ class OrtSession:
         # No busy-waiting between ops: on 2 cores the capture thread and the Numba warp need the
         # other core, and spinning ORT workers measurably slowed both (and ORT itself, p95).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        shared_cpu_arena()
+        options.add_session_config_entry("session.use_env_allocators", "1")
+        # No memory pattern: it allocates one block for all of a run's intermediate tensors
+        # per input shape; without it they come from the arena and are reused as they die.
+        # SFace's working memory for 7 faces: 119 -> 73 MB; same CPU time (measured, interleaved).
+        options.enable_mem_pattern = False
         available = ort.get_available_providers()
         missing = [p for p in providers if p not in available]
         if missing:
@@ -41,6 +68,9 @@ class OrtSession:
             self._session = ort.InferenceSession(str(path), options, providers=list(providers))
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/... types
             raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from None
+        # The parsed model (as big as the file) is freed by now, but glibc keeps those pages:
+        # give them back (32 MB of resident memory with the three shipped models).
+        release_free_heap()
         self.path = Path(path)
         self.providers = tuple(self._session.get_providers())
         self.input_names = tuple(i.name for i in self._session.get_inputs())

@@ -22,14 +22,16 @@ import importlib.metadata
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING
 
 from engine.backends.trt_cache import EngineKey, Profile, lookup, trt_cache_dir
 from engine.config import PRECISIONS
 from engine.errors import ModelError
 from engine.models.card import ModelCard, sha256_file
 from engine.models.prepare import load_onnx
+
+if TYPE_CHECKING:  # only for annotations: the run path does not import onnx
+    import onnx
 
 SPATIAL_MIN, SPATIAL_OPT, SPATIAL_MAX = 32, 640, 4096   # DetectorConfig.input_size is checked to [32, 4096]
 RECIPE = "prepare-v2"   # bump when prepare/build/profile rules change: old plans then miss the cache

@@ -61,6 +61,7 @@ class Capture:
         self._thread: threading.Thread | None = None
         self._io: IoThread | None = None
         self._went_live = False  # this connection delivered a frame (resets the reconnect backoff)
+        self.negotiated = None  # a webcam's mode as read back after opening (webcams.Negotiated)
 
     # ---- consumer API
     def start(self) -> Capture:
@@ -133,7 +134,8 @@ class Capture:
                 return
             self._state, self._reason = state, reason
             self._cond.notify_all()
-        log.log(logging.WARNING if state in (CaptureState.FAILED, CaptureState.RECONNECTING) else logging.INFO,
+        # FAILED is the caller's to report (the CLI's error line, the window's message): not a second line here
+        log.log(logging.WARNING if state is CaptureState.RECONNECTING else logging.INFO,
                 "%s: %s%s", self.spec.display, state.value, f" ({reason})" if reason else "")
         if self._on_state is not None:
             try:
@@ -200,13 +202,14 @@ class Capture:
         cfg, spec = self.config, self.spec
         self._io = io = IoThread(f"facescope-capture-io[{spec.display}]")
         try:
-            reader = io.open(lambda: open_reader(spec, cfg.open_timeout_s, cfg.read_timeout_s),
+            reader = io.open(lambda: open_reader(spec, cfg.open_timeout_s, cfg.read_timeout_s, cfg.webcam),
                              cfg.open_timeout_s, self._stop)
         except Hung:
             raise _SessionError(f"cannot open {spec.display}: no answer within {cfg.open_timeout_s:g} s",
                                 hung=True) from None
         except SourceError as e:
             raise _SessionError(str(e)) from None
+        self.negotiated = getattr(reader, "negotiated", None)
         pace = cfg.realtime and not spec.is_live
         period = 1.0 / (reader.fps or cfg.default_fps)
         due = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from engine.capture.webcams import WebcamSettings
 from engine.util.check import check
 
 FPS_WINDOW_S = 2.0  # sliding window for the measured frame rate: steady, yet drops to 0 within 2 s of a stall
@@ -32,6 +33,8 @@ class CaptureConfig:
     backoff doubling from ``backoff_initial_s`` to ``backoff_max_s``, giving up (failed) once an
     outage lasts ``max_reconnect_s`` (None: never). loop: restart files at their end.
     max_frames: end after this many frames read from the source.
+    webcam: the mode, pixel format and backend to open a webcam with (None: the OS's fast backend,
+    the driver's default mode); see :mod:`engine.capture.webcams`.
     """
 
     realtime: bool = True
@@ -44,6 +47,7 @@ class CaptureConfig:
     loop: bool = False
     max_frames: int | None = None
     default_fps: float = 25.0
+    webcam: WebcamSettings | None = None
 
     def __post_init__(self) -> None:
         for key in ("open_timeout_s", "read_timeout_s", "backoff_initial_s", "default_fps"):

@@ -89,9 +89,10 @@ class FolderReader(SourceReader):
         return None
 
 
-def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) -> SourceReader:
+def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, webcam=None) -> SourceReader:
     """Open ``spec``; blocks as long as the backend does (bounded by FFmpeg timeouts for URLs
-    only). Raises SourceError saying why it failed. Prefer :func:`open_capture` (bounded)."""
+    only). Raises SourceError saying why it failed. Prefer :func:`open_capture` (bounded).
+    ``webcam``: :class:`~engine.capture.webcams.WebcamSettings` for a webcam (mode, format, backend)."""
     if spec.kind == "folder":
         try:
             return FolderReader(spec)
@@ -103,7 +104,14 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) 
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]
             cap = cv2.VideoCapture(spec.value, cv2.CAP_FFMPEG, params)
-        else:  # webcams: not every camera backend accepts timeout params (they would refuse to open)
+        elif spec.kind == "webcam":  # not every camera backend accepts timeout params (they would refuse to open)
+            from engine.capture.webcams import open_webcam
+
+            cap, negotiated = open_webcam(spec.value, webcam, display=spec.display)  # mode, format, OS backend
+            reader = CvReader(cap, spec)
+            reader.negotiated = negotiated  # what the camera gave (Capture.negotiated)
+            return reader
+        else:
             cap = cv2.VideoCapture(spec.value)
     except cv2.error as e:
         detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__

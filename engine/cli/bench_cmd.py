@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from engine.cli.common import add_model_args, add_threshold_arg, write_json
+from engine.cli.gate_args import add_gate_args, gate_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,7 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="With --source: run the real-time pipeline on a video file as fast as possible "
                                    "and report FPS, per-stage and end-to-end latency; --baseline opencv-zoo also runs "
                                    "cv2.FaceDetectorYN + cv2.FaceRecognizerSF on every face of the same frames.")
-    p.add_argument("--source", help="video file to benchmark the pipeline on")
+    p.add_argument("--source", action="append", default=[],
+                   help="video file to benchmark the pipeline on; repeat it for several sources at once, paced like "
+                        "cameras through one engine (per-source FPS, latency, accuracy, CPU cores)")
+    p.add_argument("--multi", action="store_true",
+                   help="the several-sources benchmark even with one --source (same code path, for comparison)")
     p.add_argument("--frames", type=int, default=0, help="frames to process (0 = the whole file)")
     p.add_argument("--baseline", choices=["opencv-zoo"], help="also run this baseline on the same frames")
     p.add_argument("--gallery", help="gallery to identify against (default: built from --truth, or the demo manifest)")
@@ -21,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH")
     add_threshold_arg(p)
     add_model_args(p, det_size="640x384")
+    add_gate_args(p)
     p.set_defaults(func=run_pipeline, bench=None)
     bench = p.add_subparsers(dest="bench", metavar="BENCH")
 
@@ -58,6 +64,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--queries", type=int, default=500)
     s.add_argument("--json", metavar="PATH")
     s.set_defaults(func=run_search)
+
+    from engine.cli import bench_corpus_cmd
+
+    bench_corpus_cmd.register(bench)
+
+    from engine.cli import bench_soak_cmd  # facescope bench soak (its own module)
+
+    bench_soak_cmd.register(bench)
 
 
 def _report(title: str, result: dict, path: str | None) -> None:
@@ -120,14 +134,19 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from engine.cli.common import build_tracking_recognizer
     from engine.cli.enroll_cmd import open_gallery
     from engine.errors import FacescopeError
+    from engine.pipeline import PipelineConfig
 
+    if len(args.source) > 1 or args.multi:
+        from engine.cli.bench_multi_cmd import run_multi_bench  # several sources, one engine
+
+        return run_multi_bench(args, _fill_bench_gallery)
     if not args.source:
         raise FacescopeError("give --source VIDEO for the pipeline benchmark, or a micro-benchmark: warp, search")
-    source = Path(args.source)
+    source = Path(args.source[0])
     if not source.is_file():
         from engine.capture.source import mask_url
 
-        raise FacescopeError(f"--source must be a video file, got {mask_url(args.source)}")
+        raise FacescopeError(f"--source must be a video file, got {mask_url(args.source[0])}")
     truth_path = Path(args.truth) if args.truth else source.with_suffix(source.suffix + ".json")
     truth = None
     if truth_path.is_file():
@@ -143,7 +162,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
             _fill_bench_gallery(rec, gallery, source, truth)
         with gallery:
             result = bench_pipeline(rec, source, args.frames, gallery.index, truth, args.baseline,
-                                    latency_pass=not args.no_latency_pass)
+                                    latency_pass=not args.no_latency_pass,
+                                    config=PipelineConfig(gate=gate_config(args)))
     _print_pipeline(result)
     write_json(args.json, result)
     return 0
@@ -154,14 +174,14 @@ def _fill_bench_gallery(rec, gallery, source, truth) -> None:
     from engine.cli.demo_cmd import DEMO_MANIFEST, DEMO_VIDEO, enrol_from_manifest
     from engine.enrolment import prepare_enrolment
 
-    if truth is not None:
+    if source.resolve() == DEMO_VIDEO.resolve() or source.name == DEMO_VIDEO.name:  # its truth has no images
+        enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
+    elif truth is not None:
         for person in truth["identities"]:
             if person.get("enrolled", True):
                 batch = prepare_enrolment(rec, person["enrol_images"])
                 if len(batch):
                     batch.enroll_into(gallery, person["name"])
-    elif source.resolve() == DEMO_VIDEO.resolve() or source.name == DEMO_VIDEO.name:
-        enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
 
 
 def _print_pipeline(r: dict) -> None:
@@ -178,6 +198,15 @@ def _print_pipeline(r: dict) -> None:
     if r.get("ident_accuracy") is not None:
         print(f"  identification accuracy {100 * r['ident_accuracy']:.2f} %, id switches {r['id_switches']} "
               f"(+{r['id_switches_at_occlusion']} right after a face was fully hidden or out of frame)")
+    if r.get("wrong_names") is not None:
+        rate = r.get("wrong_name_rate")
+        print(f"  shown with a wrong name: {r['wrong_names']} faces in {r['frames_with_wrong_name']} frames"
+              + (f" ({100 * rate:.2f} % of matched faces)" if rate is not None else "")
+              + (f"; id changes right after a shot cut: {r['id_switches_at_cut']}"
+                 if r.get("id_switches_at_cut") else ""))
+    from engine.bench.timing_metrics import print_timing
+
+    print_timing(r)  # detector gating, CPU, time-to-first-name, missed faces
     if "baseline_fps" in r:
         acc = r.get("baseline_ident_accuracy")
         acc_s = f", identification accuracy {100 * acc:.2f} %" if acc is not None else ""

@@ -56,8 +56,16 @@ def add_model_args(p: argparse.ArgumentParser, det_size: str = "native") -> None
 
 
 def add_threshold_arg(p: argparse.ArgumentParser) -> None:
+    """The open-set decision's settings (engine.gallery.decision); None = the embedder's calibration."""
     p.add_argument("--threshold", type=float, default=None,
-                   help="cosine similarity below which a face is 'unknown' (default: the embedder's model card)")
+                   help="cosine similarity below which a face is 'unknown' (default: the embedder's calibrated "
+                        "open-set threshold, SFace 0.461; else its model card's)")
+    p.add_argument("--confirmed", type=float, default=None,
+                   help="cosine similarity from which a name is confirmed; between the two it is probable, "
+                        "shown as 'Name?' (default: calibrated, SFace 0.519)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="a confirmed name must lead the second-best person by this much (default: calibrated, "
+                        "SFace 0.03)")
 
 
 def recognizer_config(args: argparse.Namespace, realtime: bool = False) -> RecognizerConfig:
@@ -69,7 +77,8 @@ def recognizer_config(args: argparse.Namespace, realtime: bool = False) -> Recog
                                 min_face_size=args.min_face),
         embedder=EmbedderConfig(name=args.embedder, flip=args.flip),
         runtime=RuntimeConfig(backend=args.backend, threads=args.threads, precision=args.precision),
-        match=MatchConfig(threshold=getattr(args, "threshold", None)),
+        match=MatchConfig(threshold=getattr(args, "threshold", None), confirmed=getattr(args, "confirmed", None),
+                          margin=getattr(args, "margin", None)),
         landmarks=LandmarkConfig(model=None if str(args.landmarks).lower() == "none" else args.landmarks,
                                  align=args.align),
         detector_weights=args.detector_weights,

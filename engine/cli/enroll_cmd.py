@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ from tqdm import tqdm
 from engine.cli.common import add_model_args, add_threshold_arg, build_recognizer, write_json
 from engine.errors import FacescopeError, ImageError, NoFaceError
 from engine.imageio import read_image
+from engine.records import STATUS_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,9 +101,11 @@ def run_identify(args: argparse.Namespace) -> int:
                 box = [round(float(v), 1) for v in faces.boxes[i]]
                 name = faces.names[i] or "unknown"
                 sim = float(faces.similarities[i])
-                print(f"{path}: {name} (similarity {sim:.3f}) box={box}")
-                results.append({"image": str(path), "name": faces.names[i], "similarity": sim, "box": box,
-                                "score": float(faces.scores[i])})
+                status = STATUS_NAMES[int(faces.states[i])]  # unknown / probable / confirmed
+                shown = f"{name}?" if status == "probable" else name
+                print(f"{path}: {shown} (similarity {sim:.3f}, {status}) box={box}")
+                results.append({"image": str(path), "name": faces.names[i], "status": status, "similarity": sim,
+                                "box": box, "score": float(faces.scores[i])})
             if args.annotate:
                 from engine.draw import draw_faces
 
@@ -110,5 +114,6 @@ def run_identify(args: argparse.Namespace) -> int:
                 if not cv2.imwrite(str(out), draw_faces(image, faces)):
                     raise FacescopeError(f"cannot write {out} (disk full or no permission?)")
                 written.add(out.resolve())
-    write_json(args.json, {"threshold": rec.threshold, "faces": results, "errors": errors})
+    write_json(args.json, {"threshold": rec.threshold, "decision": dataclasses.asdict(rec.decision), "faces": results,
+                           "errors": errors})
     return 1 if errors else 0

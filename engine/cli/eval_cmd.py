@@ -35,9 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(ident)
     ident.set_defaults(func=run_ident)
 
-    from engine.cli import eval_models_cmd
+    from engine.cli import eval_models_cmd, eval_people_cmd
 
     eval_models_cmd.register(ev)
+    from engine.cli import eval_grouping_cmd
+
+    eval_grouping_cmd.register(ev)
+    eval_people_cmd.register(ev)
 
     cal = sub.add_parser("calibrate", help="derive a recognition threshold for a target false-accept rate")
     cal.add_argument("--data", required=True, help="folder with pairs.txt and the LFW images")

@@ -16,7 +16,9 @@ from engine.cli.extras import need_extra
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="open the desktop window (the default when no command is given; "
                                    "needs facescope[gui])")
-    p.add_argument("--source", help="start on this source: webcam index, URL, video file or folder")
+    p.add_argument("--source", action="append",
+                   help="start on this source: webcam index, URL, video file or folder; repeat it for several "
+                        "sources in a grid (one engine for all)")
     p.add_argument("--gallery", help="gallery file (default: the app's own gallery)")
     p.add_argument("--quit-after", metavar="SECONDS",
                    help="close the window after this many seconds and exit 0 (CI, smoke tests)")
@@ -27,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     need_extra("gui", "gui" if getattr(args, "command", None) else "facescope")
     app = importlib.import_module("desktop.app")
     argv = []
-    for option in ("source", "gallery", "quit_after"):
+    for source in getattr(args, "source", None) or []:
+        argv += ["--source", str(source)]
+    for option in ("gallery", "quit_after"):
         value = getattr(args, option, None)
         if value:
             argv += ["--" + option.replace("_", "-"), str(value)]

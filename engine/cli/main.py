@@ -10,6 +10,7 @@ import sys
 
 from engine.cli import (
     bench_cmd,
+    cameras_cmd,
     demo_cmd,
     doctor_cmd,
     embedder_cmds,
@@ -28,7 +29,7 @@ from engine.cli import (
 from engine.errors import FacescopeError
 
 COMMANDS = (gui_cmd, demo_cmd, run_cmd, enroll_cmd, gallery_cmd, sightings_cmd, eval_cmd, bench_cmd, synth_cmd,
-            models_cmd, train_cmd, trt_cmd, doctor_cmd, embedder_cmds, unknowns_cmd)
+            models_cmd, train_cmd, trt_cmd, doctor_cmd, embedder_cmds, unknowns_cmd, cameras_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
+from engine.cli.gate_args import add_gate_args, gate_config
+from engine.cli.run_multi import add_source_args, is_multi, run_multi, webcam_settings
 from engine.errors import FacescopeError
 from engine.events_out.cli import add_event_args, open_publisher
 
@@ -18,14 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="real-time recognition on a webcam, RTSP/HTTP stream, video file or image folder",
                        description="Detect, track and identify faces frame by frame; optionally write an annotated "
                                    "video and a JSON-lines log of appear / identified / lost events.")
-    p.add_argument("--source", required=True,
-                   help="webcam index (0), rtsp://... / http://... URL, video file or folder")
+    p.add_argument("--source", action="append", default=[],
+                   help="webcam index (0), rtsp://... / http://... URL, video file or folder; repeat it for several "
+                        "sources in one process (one engine, embeddings batched across sources)")
     p.add_argument("--gallery", help="gallery file to identify against (default: everyone is unknown); every "
                                      "face seen is recorded there as a sighting (facescope sightings list)")
     p.add_argument("--no-sightings", action="store_true", help="do not record sightings in the gallery")
     p.add_argument("--out", metavar="VIDEO", help="write the annotated video here (.mp4 or .avi)")
     p.add_argument("--events", metavar="JSONL", help="append one JSON object per event to this file")
     add_event_args(p)
+    add_source_args(p)  # --source-name, --sources FILE, --webcam-* (engine/cli/run_multi.py)
     p.add_argument("--realtime", action="store_true",
                    help="play files at their native rate like a camera (frames are dropped if processing is slower)")
     p.add_argument("--frames", type=int, default=0, help="stop after this many processed frames (0 = until the end)")
@@ -34,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="draw the 68 landmarks and head pose of every face (runs the landmark model on every frame)")
     add_threshold_arg(p)
     add_model_args(p, det_size="640x384")
+    add_gate_args(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from engine.sightings import SightingCollector, SightingConfig
     from engine.sightings import store as sighting_store
 
-    spec = parse_source(args.source)
+    if is_multi(args):
+        return run_multi(args)
+    if not args.source:
+        raise FacescopeError("give --source (webcam index, URL, file or folder) or --sources FILE")
+    spec = parse_source(args.source[0])
     rec = build_tracking_recognizer(args)
     log = EventLog()
     stats_faces = stats_named = frames = sightings = 0
@@ -54,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with ExitStack() as stack:
         gallery = stack.enter_context(open_gallery(args.gallery, rec.embedder, create=False)) if args.gallery else None
-        capture = stack.enter_context(Capture(spec, CaptureConfig(realtime=args.realtime)))
+        ccfg = CaptureConfig(realtime=args.realtime, webcam=webcam_settings(args))
+        capture = stack.enter_context(Capture(spec, ccfg))
         events = stack.enter_context(open(args.events, "a")) if args.events else None
         publisher = stack.enter_context(open_publisher(args, spec.display))  # MQTT / webhooks, off this thread
-        pconfig = PipelineConfig(landmarks_every_frame=bool(args.draw_landmarks and rec.landmarker is not None))
+        pconfig = PipelineConfig(landmarks_every_frame=bool(args.draw_landmarks and rec.landmarker is not None),
+                                 gate=gate_config(args))
         pipeline = Pipeline(rec, gallery.index if gallery else None, pconfig)
         collector = None
         if gallery is not None and not args.no_sightings:

@@ -184,12 +184,13 @@ def run_search(args: argparse.Namespace) -> int:
     from engine.imageio import read_image
     from engine.sightings import store
 
+    image = read_image(args.image)  # a bad photo is refused before the gallery is even looked at
     meta = _meta(args.gallery)
     rec = build_recognizer(args)
     if (rec.embedder.id, rec.embedder.dim) != (meta.embedder_id, meta.embedding_dim):
         raise FacescopeError(f"{args.gallery} was made with embedder {meta.embedder_id} ({meta.embedding_dim}-d); "
                              f"pick it with --embedder (this run uses {rec.embedder.id})")
-    faces = rec.largest(read_image(args.image))
+    faces = rec.largest(image)
     if len(faces) == 0:
         raise FacescopeError(f"no face found in {args.image}")
     with _open(args.gallery) as g:

@@ -48,7 +48,13 @@ class OnnxEmbedder:
             logging.getLogger("facescope.models").warning("%s: %s", card.name, card.extra["notice"])
         self.session = create_session(prepared_model_path(card), runtime, card=card)
         self.input_name = self.session.input_names[0]
-        probe = self.session.run({self.input_name: np.zeros((1, 3, self.size[1], self.size[0]), np.float32)})
+        shape = (1, 3, self.size[1], self.size[0])
+        try:
+            probe = self.session.run({self.input_name: np.zeros(shape, np.float32)})
+        except Exception as exc:  # noqa: BLE001 - the backend's own error type; a model of another kind
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{card.path}: not an embedder with the card's input {shape} (is it another kind "
+                             f"of model?): {first}") from None
         out = next(iter(probe.values()))
         if out.shape != (1, self.dim):
             raise ModelError(f"{card.path}: output shape {out.shape} does not match card embedding_size {self.dim}")

@@ -40,7 +40,7 @@ class Publisher:
         self.close()
 
     def publish(self, event: dict) -> dict:
-        payload = event_payload(event, self.source)
+        payload = event_payload(event, event.get("source", self.source))  # several sources: the event names its own
         for s in self.sinks:
             s.put(payload)
         return payload

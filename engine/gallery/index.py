@@ -13,6 +13,10 @@ person ids. ``search`` also returns, per query, the best similarity to the NEGAT
 person it found (``SearchResult.negative``; -inf when that person has none), and :func:`decide`
 refuses a match that is closer to the person's negatives than to their faces. Without
 negatives this costs one ``if``; with N negatives one (Q, N) product per frame.
+
+``search`` also returns the second-best PERSON's similarity (``SearchResult.second``, from the
+same single pass over the matrix), for the margin rule of :class:`DecisionConfig`: two
+thresholds (unknown / probable / confirmed) and a margin, applied by :func:`classify`.
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from engine.records import NO_ID
+from engine.records import NO_ID, STATUS_CONFIRMED, STATUS_PROBABLE, STATUS_UNKNOWN
 
-from .kernel import KERNEL_MAX_QUERIES, best_rows
+from .decision import DecisionConfig
+from .kernel import KERNEL_MAX_QUERIES, best_two_people
 
 NO_MATCH = NO_ID  # person id of "nobody": empty gallery, NaN/zero query, below threshold
 _MIN_CAPACITY = 256
@@ -34,30 +39,63 @@ _BLAS_TEMP_ELEMENTS = 1 << 22  # bound of the (Q, chunk) similarity block in the
 class SearchResult(tuple):
     """``(person_ids (Q,) int64, names list, similarities (Q,) float32)`` as before (it unpacks
     to three), plus ``negative`` (Q,) float32: the best similarity of each query to the
-    negatives of the person found (-inf where that person has none)."""
+    negatives of the person found (-inf where that person has none); ``second`` (Q,) float32:
+    the best similarity of any other person (-inf where there is none, or not computed);
+    ``status`` (Q,) int8 ``STATUS_*`` after :meth:`GalleryIndex.match` (None after ``search``)."""
 
     negative: np.ndarray
+    second: np.ndarray
+    status: np.ndarray | None
 
-    def __new__(cls, person_ids, names, sims, negative=None):
+    def __new__(cls, person_ids, names, sims, negative=None, second=None, status=None):
         self = super().__new__(cls, (person_ids, names, sims))
         self.negative = np.full(len(sims), -np.inf, np.float32) if negative is None else negative
+        self.second = np.full(len(sims), -np.inf, np.float32) if second is None else second
+        self.status = status
         return self
 
 
-def decide(person_ids: np.ndarray, similarities: np.ndarray, threshold: float,
-           negative: np.ndarray | None = None) -> np.ndarray:
-    """THE open-set decision: (Q,) person ids of the best matches and their (Q,) cosine
-    similarities -> (Q,) int64 ids, ``NO_ID`` where the match is rejected: no match, NaN,
-    below ``threshold``, or (given ``negative`` (Q,), ``SearchResult.negative``) closer to that
-    person's "not this person" examples than to their faces. Every caller (pipeline votes,
-    still-image matching, ``match``) goes through here, so a rule applies everywhere at once."""
+Rule = DecisionConfig | float
+
+
+def classify(person_ids: np.ndarray, similarities: np.ndarray, rule: Rule,
+             negative: np.ndarray | None = None, second: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """THE open-set decision, graded: (Q,) person ids of the best matches, their (Q,) cosine
+    similarities -> ``(ids (Q,) int64, status (Q,) int8 STATUS_*)``.
+
+    ``rule``: a :class:`DecisionConfig` (two thresholds + margin) or a float (one threshold:
+    ``DecisionConfig.single``). Unknown (``NO_ID``): no match, NaN, below ``rule.unknown``, or
+    (given ``negative`` (Q,), ``SearchResult.negative``) closer to that person's "not this person"
+    examples than to their faces. Confirmed: at or above ``rule.confirmed`` and, given ``second``
+    (Q,) (``SearchResult.second``), ``similarity - second >= rule.margin``; the rest is probable
+    (the person's id, shown as "Name?"). A margin > 0 with a face to confirm and no ``second`` is
+    a ValueError (a caller must not lose the rule silently).
+    Every caller (pipeline votes, still-image matching, ``match``) goes through here.
+    """
+    rule = rule if isinstance(rule, DecisionConfig) else DecisionConfig.single(float(rule))
     pids = np.asarray(person_ids, np.int64)
     sims = np.asarray(similarities, np.float32)
     with np.errstate(invalid="ignore"):
-        known = (pids != NO_ID) & np.isfinite(sims) & (sims >= threshold)
+        known = (pids != NO_ID) & np.isfinite(sims) & (sims >= np.float32(rule.unknown))
         if negative is not None:
             known &= ~(np.asarray(negative, np.float32) > sims)
-    return np.where(known, pids, NO_ID)
+        sure = known & (sims >= np.float32(rule.confirmed))
+        if rule.margin > 0 and sure.any():
+            if second is None:
+                raise ValueError("a decision with a margin needs the second-best person's similarities")
+            sure &= (sims - np.asarray(second, np.float32)) >= np.float32(rule.margin)
+    status = np.where(sure, STATUS_CONFIRMED, np.where(known, STATUS_PROBABLE, STATUS_UNKNOWN)).astype(np.int8)
+    return np.where(known, pids, NO_ID), status
+
+
+def decide(person_ids: np.ndarray, similarities: np.ndarray, threshold: Rule,
+           negative: np.ndarray | None = None, second: np.ndarray | None = None) -> np.ndarray:
+    """:func:`classify`'s ids only: (Q,) int64, ``NO_ID`` where the face is unknown (a probable
+    face keeps its person's id). ``threshold``: a float (one threshold) or a DecisionConfig."""
+    rule = threshold if isinstance(threshold, DecisionConfig) else DecisionConfig.single(float(threshold))
+    if second is None and rule.margin > 0:  # the ids do not depend on the margin
+        rule = DecisionConfig(rule.unknown, rule.confirmed, 0.0)
+    return classify(person_ids, similarities, rule, negative, second)[0]
 
 
 def _row_norms(x: np.ndarray) -> np.ndarray:
@@ -253,8 +291,9 @@ class GalleryIndex:
     # ----------------------------------------------------------------- search
     def warmup(self) -> None:
         """Load/compile the search kernel now (~0.5 s once per process) rather than on the first frame."""
-        best_rows(np.zeros((1, self._dim), np.float32), 0, np.zeros((1, self._dim), np.float32),
-                  np.empty(1, np.int64), np.empty(1, np.float32))
+        best_two_people(np.zeros((1, self._dim), np.float32), np.zeros(1, np.int64), 0,
+                        np.zeros((1, self._dim), np.float32), np.empty(1, np.int64), np.empty(1, np.float32),
+                        np.empty(1, np.float32))
 
     def search(self, queries: np.ndarray) -> SearchResult:
         """Best face per query. queries (Q, D) or (D,) any float, normalised here.
@@ -273,16 +312,18 @@ class GalleryIndex:
         nq = len(unit)
         rows = np.empty(nq, np.int64)
         sims = np.empty(nq, np.float32)
+        second = np.empty(nq, np.float32)
         with self._lock:
             if nq <= KERNEL_MAX_QUERIES:
-                best_rows(self._matrix, self._n, np.ascontiguousarray(unit), rows, sims)
+                best_two_people(self._matrix, self._person_ids, self._n, np.ascontiguousarray(unit), rows, sims,
+                                second)
             else:
-                self._best_rows_blas(unit, rows, sims)
+                self._best_rows_blas(unit, rows, sims, second)
             found = rows >= 0
             person_ids = np.where(found, self._person_ids[np.where(found, rows, 0)], NO_MATCH)
             names = [self._names.get(p) if p != NO_MATCH else None for p in person_ids.tolist()]
             negative = self._negative_sims(unit, person_ids) if len(self._neg_pids) else None
-        return SearchResult(person_ids, names, sims, negative)
+        return SearchResult(person_ids, names, sims, negative, second)
 
     def _negative_sims(self, unit: np.ndarray, person_ids: np.ndarray) -> np.ndarray:
         """(Q,) best similarity of each query to the negatives of its found person (-inf: none)."""
@@ -292,16 +333,17 @@ class GalleryIndex:
             out = s.max(axis=1)
         return np.where(np.isnan(out), -np.inf, out).astype(np.float32)
 
-    def match(self, queries: np.ndarray, threshold: float) -> SearchResult:
-        """``search`` + :func:`decide`: a rejected match has id ``NO_ID`` and name None.
-
-        Similarities are returned unchanged (the best score, even when it was rejected).
+    def match(self, queries: np.ndarray, threshold: Rule) -> SearchResult:
+        """``search`` + :func:`classify`: an unknown face has id ``NO_ID`` and name None; the
+        result's ``status`` (Q,) grades the others (probable / confirmed). ``threshold``: a
+        :class:`DecisionConfig` or a float (one threshold). Similarities are returned unchanged
+        (the best score, even when it was rejected).
         """
         result = self.search(queries)
         person_ids, names, sims = result
-        person_ids = decide(person_ids, sims, threshold, result.negative)
+        person_ids, status = classify(person_ids, sims, threshold, result.negative, result.second)
         names = [n if p != NO_ID else None for n, p in zip(names, person_ids.tolist(), strict=True)]
-        return person_ids, names, sims
+        return SearchResult(person_ids, names, sims, result.negative, result.second, status)
 
     def names_of(self, person_ids) -> list[str | None]:
         """Current names of ``person_ids`` (None for ``NO_ID`` and for people no longer here):
@@ -309,16 +351,33 @@ class GalleryIndex:
         with self._lock:
             return [self._names.get(int(p)) if p != NO_ID else None for p in person_ids]
 
-    def _best_rows_blas(self, unit: np.ndarray, rows: np.ndarray, sims: np.ndarray) -> None:
-        """Many queries: compute-bound, so BLAS gemm wins; chunks bound the temporary."""
+    def _best_rows_blas(self, unit: np.ndarray, rows: np.ndarray, sims: np.ndarray, second: np.ndarray) -> None:
+        """Many queries: compute-bound, so BLAS gemm wins; chunks bound the temporary.
+
+        Each chunk is summarised as (best row, best, best of the other people) and merged into the
+        running summary: when the two bests belong to different people, the loser's best is a
+        candidate second; otherwise only the two seconds are."""
         rows[:] = NO_MATCH
         sims[:] = -np.inf
+        second[:] = -np.inf
         step = max(1024, _BLAS_TEMP_ELEMENTS // len(unit))
         arange = np.arange(len(unit))
         for start in range(0, self._n, step):
-            block = unit @ self._matrix[start : min(self._n, start + step)].T
+            stop = min(self._n, start + step)
+            block = unit @ self._matrix[start:stop].T
             idx = block.argmax(axis=1)
             val = block[arange, idx]
-            better = val > sims  # strict: ties keep the lower row; NaN never wins
+            chunk_pids = self._person_ids[start:stop]
+            best_pid = chunk_pids[idx]
+            block[chunk_pids[None, :] == best_pid[:, None]] = -np.inf
+            val2 = block.max(axis=1)  # the chunk's best other person
+            old_pid = np.where(rows >= 0, self._person_ids[np.maximum(rows, 0)], NO_MATCH)
+            differ = old_pid != best_pid
+            with np.errstate(invalid="ignore"):
+                better = val > sims  # strict: ties keep the lower row; NaN never wins
+                loser = np.where(better, sims, val)
+                cand = np.where(differ, np.fmax(loser, np.fmax(second, val2)), np.fmax(second, val2))
+            second[:] = np.where(rows >= 0, cand, val2)
             rows[better] = idx[better] + start
             sims[better] = val[better]
+        second[rows < 0] = -np.inf

@@ -46,3 +46,36 @@ def best_rows(matrix, n, queries, out_rows, out_sims):  # pragma: no cover - com
             if s > out_sims[j]:
                 out_sims[j] = s
                 out_rows[j] = i
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def best_two_people(matrix, person_ids, n, queries, out_rows, out_sims, out_second):  # pragma: no cover - compiled
+    """``best_rows`` plus, per query, the best similarity of any OTHER person than the best row's
+    (the margin rule's second-best person), in the same single pass.
+
+    person_ids (capacity,) int64 parallel to ``matrix``; out_second (Q,) float32 (-inf when every
+    row belongs to the best person). Running top-2 over distinct people: a row of the current
+    best person can only raise the best; a row of another person that beats the best demotes the
+    old best to second (the old best is the maximum over every other person's rows seen so far).
+    """
+    nq = queries.shape[0]
+    dim = queries.shape[1]
+    for j in range(nq):
+        out_rows[j] = -1
+        out_sims[j] = -np.inf
+        out_second[j] = -np.inf
+    for i in range(n):
+        row = matrix[i]
+        p = person_ids[i]
+        for j in range(nq):
+            q = queries[j]
+            s = np.float32(0.0)
+            for d in range(dim):
+                s += row[d] * q[d]
+            if s > out_sims[j]:
+                if out_rows[j] >= 0 and person_ids[out_rows[j]] != p:
+                    out_second[j] = out_sims[j]
+                out_sims[j] = s
+                out_rows[j] = i
+            elif s > out_second[j] and out_rows[j] >= 0 and person_ids[out_rows[j]] != p:
+                out_second[j] = s

@@ -54,6 +54,29 @@ def not_person_sighting(gallery, sighting_id: int, person: str) -> int:
                         sighting_id=int(sighting_id))
 
 
+def face_to_negative(gallery, face_id: int) -> int:
+    """"Enrolled face ``face_id`` is not its person": the face leaves the person and becomes a
+    negative of that person (embedding and crop moved, one transaction, one ``not_person``
+    audit entry); returns the negative's id. UnknownFaceError for an unknown face."""
+    from .codec import blobs_to_matrix
+    from .errors import UnknownFaceError
+
+    fid = int(face_id)
+    with write_transaction(gallery.db) as db:
+        row = db.conn.execute("SELECT person_id, embedding, crop_jpeg FROM faces WHERE id = ?", [fid]).fetchone()
+        if row is None:
+            raise UnknownFaceError(f"no face with id {fid} in gallery {gallery.path}")
+        pid, blob, jpeg = row
+        nid = db.conn.execute("INSERT INTO negatives (person_id, embedding, crop_jpeg, created_at) "
+                              "VALUES (?, ?, ?, ?)", [pid, blob, jpeg, utc_now()]).lastrowid
+        db.conn.execute("DELETE FROM faces WHERE id = ?", [fid])
+        gallery._audit("not_person", pid, negative_id=int(nid), face_id=fid)
+    gallery.index.remove_faces([fid])
+    gallery.index.add_negatives([nid], [pid], blobs_to_matrix([blob], gallery.dim))
+    gallery.scrub()  # the face row is erased (its bytes live on only as the negative)
+    return int(nid)
+
+
 def count(gallery, person: str | None = None) -> int:
     if person is None:
         return gallery.db.execute("SELECT count(*) FROM negatives").fetchone()[0]

@@ -194,6 +194,9 @@ def probe(path: Path) -> GalleryMeta | None:
     if path.stat().st_size == 0:
         return None
     key = keys.key_for(path)  # an encrypted gallery: GalleryKeyError here if its key is missing or wrong
+    # A read-only connection to a WAL-mode file (a gallery of a newer schema) creates an empty -wal and a -shm
+    # it never deletes (only a writer does, on close): removed again when this refuses the file.
+    absent = [side for side in (Path(f"{path}-wal"), Path(f"{path}-shm")) if not side.exists()]
     try:
         # mode=ro: an unrelated database must not even get its journal mode switched.
         conn = crypto.connect_ro(path, key, BUSY_TIMEOUT_MS / 1000)
@@ -202,12 +205,26 @@ def probe(path: Path) -> GalleryMeta | None:
     try:
         try:
             return _read_meta(conn, path)
+        except GalleryFormatError:
+            conn.close()
+            _remove_empty_side_files(absent)
+            raise
         finally:
             conn.close()
     except crypto.errors("DatabaseError") as exc:
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB and (what := _sniff_not_a_database(path)):
             raise GalleryFormatError(f"{path} is not a facescope gallery: {what}") from exc
         raise GalleryFormatError(f"{path} is not a readable gallery: SQLite says {exc}") from exc
+
+
+def _remove_empty_side_files(created: list[Path]) -> None:
+    """Delete the -wal/-shm that probe's read-only connection created, if the -wal is still empty (nothing
+    else wrote to the file meanwhile)."""
+    wal = [p for p in created if p.name.endswith("-wal")]
+    if any(p.exists() and p.stat().st_size > 0 for p in wal):
+        return
+    for p in created:
+        p.unlink(missing_ok=True)
 
 
 def _sniff_not_a_database(path: Path) -> str | None:

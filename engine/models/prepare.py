@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING
 
 from engine.errors import ModelError
 from engine.models.card import ModelCard
-from engine.models.dequant import dequantize_model, set_dynamic_dims
 from engine.util.fsio import atomic_write_bytes
+
+if TYPE_CHECKING:  # onnx (with ml_dtypes, ~25 MB resident) is imported only to prepare a model, not to run one
+    import onnx
 
 PREPARE_VERSION = 1
 
@@ -37,6 +38,8 @@ def _dynamic_dims(card: ModelCard) -> dict[int, str]:
 
 def load_onnx(path: Path) -> onnx.ModelProto:
     """Parse an ONNX file, turning parser failures into a clear ModelError."""
+    import onnx
+
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... for junk files
@@ -56,6 +59,10 @@ def prepared_model_path(card: ModelCard, cache: Path | None = None) -> Path:
     target = cache / "models" / f"{card.name}-{card.sha256[:16]}-v{PREPARE_VERSION}.onnx"
     if target.is_file():
         return target
+    import onnx
+
+    from engine.models.dequant import dequantize_model, set_dynamic_dims
+
     model = load_onnx(card.path)
     model, folded = dequantize_model(model)
     if card.quantization == "int8-block" and folded == 0:

@@ -34,6 +34,7 @@ class Sighting:
     embedding: np.ndarray
     quality: float
     similarity: float = float("nan")
+    track_id: int = -1  # the pipeline's track (per source run; not stored): lets a benchmark score sightings
 
 
 def drain(q: queue.SimpleQueue) -> list:
@@ -114,7 +115,7 @@ class SightingCollector:
         if o.best is not None and o.frames >= self.config.min_frames:
             crop, emb, q = o.best
             self._done.put(Sighting(o.person, self.source, o.first, o.last, o.frames, crop,
-                                    np.asarray(emb, np.float32), q, o.sim))
+                                    np.asarray(emb, np.float32), q, o.sim, tid))
         if keep:  # the next segment starts where this one ended, with the same best sample as seed
             n = self._open[tid] = _Open(o.last)
             n.person, n.sim, n.best = o.person, o.sim, o.best

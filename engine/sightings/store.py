@@ -126,10 +126,14 @@ def delete(gallery, ids: Sequence[int] | None = None, before: float | None = Non
 
 def list_sightings(conn: sqlite3.Connection, since: float | None = None, until: float | None = None,
                    person: str | None = None, unknown: bool = False, source: str | None = None,
-                   limit: int | None = None) -> list[SightingRow]:
+                   limit: int | None = None, ids: Sequence[int] | None = None) -> list[SightingRow]:
     """Newest first. ``person``: only that person's (case-insensitive name); ``unknown``: only
-    unknown ones; ``since``/``until`` epoch seconds on last_seen / first_seen; ``source`` substring."""
+    unknown ones; ``since``/``until`` epoch seconds on last_seen / first_seen; ``source`` substring;
+    ``ids``: only these sightings."""
     where, args = [], []
+    if ids is not None:
+        where.append(f"s.id IN ({','.join('?' * len(ids)) or 'NULL'})")
+        args.extend(int(i) for i in ids)
     if since is not None:
         where.append("s.last_seen >= ?")
         args.append(float(since))

@@ -2,8 +2,10 @@
 
 Groups live in ``unknown_groups`` (ids persist across restarts) and sightings point at them
 (``sightings.group_id``). :func:`regroup` recomputes the grouping of every unknown sighting
-(:func:`grouping.dbscan`: 5.9 s for 20,000 sightings, the size cap, on this 2-core CPU; so it runs
-on demand and with the live session's hourly purge, never per frame) and keeps ids stable (:func:`grouping.stable_ids`).
+(:func:`grouping.dbscan`) and keeps ids stable (:func:`grouping.stable_ids`); the work is split
+in :mod:`engine.sightings.regrouping` (snapshot / compute / apply) so that a window computes it
+on a worker thread (about 1-2 s for 20,000 sightings, the size cap, on a busy 2-core CPU; never
+per frame) and holds its own thread only for the read and the final short write.
 An ignored group keeps its centroid as an anchor: unknown sightings within ``max_distance`` of
 it join it directly and never form a new visible group. Every change is one transaction with
 one audit entry (ids and counts only).
@@ -17,7 +19,7 @@ import numpy as np
 from engine.gallery.codec import blobs_to_matrix, clean_name, embedding_to_blob, utc_now
 from engine.gallery.schema import write_transaction
 
-from .grouping import NOISE, GroupingConfig, dbscan, stable_ids, unit_rows
+from .grouping import GroupingConfig, unit_rows
 
 
 @dataclass(frozen=True)
@@ -42,52 +44,12 @@ class GroupInfo:
 
 
 def regroup(gallery, config: GroupingConfig | None = None) -> dict:
-    """Regroup every unknown sighting in one transaction; returns counts (groups, new, grouped, ...)."""
-    cfg = config or GroupingConfig()
-    dim = gallery.dim
-    with write_transaction(gallery.db) as db:
-        conn = db.conn
-        rows = conn.execute("SELECT id, group_id, embedding, quality FROM sightings WHERE person_id IS NULL "
-                            "ORDER BY id").fetchall()
-        ignored = conn.execute("SELECT id, centroid FROM unknown_groups WHERE status = 'ignored' "
-                               "AND centroid IS NOT NULL ORDER BY id").fetchall()
-        status = dict(conn.execute("SELECT id, status FROM unknown_groups").fetchall())
-        ids = np.array([r[0] for r in rows], np.int64)
-        prev = np.array([r[1] if r[1] is not None else -1 for r in rows], np.int64)
-        quality = np.array([r[3] for r in rows], np.float32)
-        emb = unit_rows(blobs_to_matrix([r[2] for r in rows], dim)) if rows else np.zeros((0, dim), np.float32)
-        group = np.full(len(ids), -1, np.int64)
-        free = quality >= cfg.min_quality
-        if ignored and len(ids):  # anchors first: near an ignored group means in it
-            anchors = unit_rows(blobs_to_matrix([r[1] for r in ignored], dim))
-            sims = emb @ anchors.T
-            best = sims.argmax(axis=1)
-            near = sims[np.arange(len(ids)), best] >= 1.0 - cfg.max_distance
-            group[near] = np.array([r[0] for r in ignored], np.int64)[best[near]]
-            free &= ~near
-        next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM unknown_groups").fetchone()[0] or 0) + 1
-        labels = np.full(len(ids), NOISE, np.int64)
-        labels[free] = dbscan(emb[free], cfg.max_distance, cfg.min_samples)
-        gids, new = stable_ids(labels, np.where(np.isin(prev, list(status)), prev, -1), next_id)
-        group[free] = gids[free]
-        now = utc_now()
-        for gid in new:
-            conn.execute("INSERT INTO unknown_groups (id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)",
-                         [gid, now, now])
-        changed = group != prev
-        conn.executemany("UPDATE sightings SET group_id = ? WHERE id = ?",
-                         [(None if g < 0 else int(g), int(i)) for g, i in zip(group[changed], ids[changed],
-                                                                               strict=True)])
-        for gid in np.unique(group[group >= 0]).tolist():  # centroid: the unit mean of the members
-            c = unit_rows(emb[group == gid].mean(axis=0, keepdims=True))[0]
-            conn.execute("UPDATE unknown_groups SET centroid = ? WHERE id = ?", [embedding_to_blob(c), gid])
-        emptied = conn.execute("DELETE FROM unknown_groups WHERE status = 'active' AND id NOT IN "
-                               "(SELECT group_id FROM sightings WHERE group_id IS NOT NULL)").rowcount
-        summary = {"groups": int(len(np.unique(group[group >= 0]))), "new": len(new), "moved": int(changed.sum()),
-                   "emptied": emptied, "unknown_sightings": int(len(ids))}
-        if new or changed.any() or emptied:
-            gallery._audit("regroup", None, **summary)
-    return summary
+    """Regroup every unknown sightings now, on this thread; returns counts (groups, new, moved,
+    emptied, unknown_sightings). The owner thread of a GUI uses :mod:`engine.sightings.regrouping`
+    instead (snapshot, compute on a worker, apply), as ``LiveSession.request_regroup`` does."""
+    from .regrouping import regroup as run
+
+    return run(gallery, config)
 
 
 def groups(gallery, threshold: float | None = None, *, include_ignored: bool = False, best_k: int = 5,

@@ -10,6 +10,14 @@ faces do not overlap by chance; overlaps come from scripted events, one at a tim
 ``occlude`` (two neighbours swap places, the one behind shrinks and is fully hidden by the
 one in front for a few frames), ``cross`` (a swap with a vertical offset: partial overlap) and
 ``exit`` (an edge face leaves the frame and comes back). At most one face is hidden at a time.
+Optional (``event_kinds``): ``swap``, two neighbours of equal size trading places so close that
+the one behind is ~3/4 hidden mid-way, slowest there, and ``meet``, two neighbours of equal size
+meeting in the middle (the one behind ~90 % hidden) and going back where they came from, which a
+constant-velocity tracker mistakes for a crossing: both are where a tracker can swap ids.
+Optional (``cuts``): shot cuts, where the whole scene changes at once: a new background, and
+each place (a face's trajectory: position, size, roll, brightness) taken by another person, some
+people leaving the shot -- where a face was, another face is, as when a film cuts from one
+speaker to the other; a tracker that follows boxes carries the track (and its name) over.
 
 Truth per face and frame: ``box_full`` = the face box (YuNet's box on the sprite's LFW image,
 forehead to chin) carried through the sprite's transform, ``box`` = it clipped to the frame,
@@ -60,15 +68,24 @@ def _people(root: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((name, files) for name, files in found if files)
 
 
-def _pick_people(rng, root: Path, faces: int, unknown: int, gallery_images: int) -> list[dict]:
+def _pick_people(rng, root: Path, faces: int, unknown: int, gallery_images: int,
+                 names: tuple[str, ...] | None = None) -> list[dict]:
     people = _people(str(root))
     need = max(4, 1 + gallery_images)
     eligible = [i for i, (_, f) in enumerate(people) if len(f) >= need]
-    if len(eligible) < faces or len(people) < faces + unknown:
+    if names is not None:  # the caller's people, e.g. the same strangers again in a second clip
+        where = {name: i for i, (name, _) in enumerate(people)}
+        bad = [n for k, n in enumerate(names) if n not in where or (k < faces and len(people[where[n]][1]) < need)]
+        if len(names) != faces + unknown or len(set(names)) != len(names) or bad:
+            raise ValueError(f"names: need {faces} + {unknown} distinct LFW people (the first {faces} with >= "
+                             f"{need} images); not found or too few images: {bad}")
+        chosen = [(where[n], k < faces) for k, n in enumerate(names)]
+    elif len(eligible) < faces or len(people) < faces + unknown:
         raise ValueError(f"{root}: {len(eligible)} people with >= {need} images, need {faces} (+{unknown} unknown)")
-    known = [eligible[i] for i in rng.choice(len(eligible), faces, replace=False)]
-    rest = np.setdiff1d(np.arange(len(people)), known)
-    chosen = [(i, True) for i in known] + [(int(i), False) for i in rng.choice(rest, unknown, replace=False)]
+    else:
+        known = [eligible[i] for i in rng.choice(len(eligible), faces, replace=False)]
+        rest = np.setdiff1d(np.arange(len(people)), known)
+        chosen = [(i, True) for i in known] + [(int(i), False) for i in rng.choice(rest, unknown, replace=False)]
     persons = []
     for i, enrolled in chosen:
         name, files = people[i]
@@ -81,9 +98,11 @@ def _pick_people(rng, root: Path, faces: int, unknown: int, gallery_images: int)
     return [dict(id=k, **persons[j]) for k, j in enumerate(draw)]
 
 
-def _sprite(path: str, box: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(BGRA sprite, half face-box size / face height): the image scaled to a FACE_H-high face box
-    centred as FACE_BOX, with a soft elliptical alpha (0.5 at the ellipse's edge) over face and hair."""
+def _sprite(path: str, box: list[float], res: float = 1.0) -> tuple:
+    """(BGRA sprite, half face-box size / face height, resolution, face centre in the sprite): the
+    image scaled to a FACE_H-high face box centred as FACE_BOX, with a soft elliptical alpha (0.5 at
+    the ellipse's edge) over face and hair. ``res`` < 1 pre-shrinks the sprite with INTER_AREA (for
+    small faces: pasting a 124 px face at 40 px with the bilinear warp alone would alias)."""
     x1, y1, x2, y2 = box
     k = FACE_H / (y2 - y1)
     m = np.array([[k, 0, _CENTRE[0] - k * (x1 + x2) / 2], [0, k, _CENTRE[1] - k * (y1 + y2) / 2]])
@@ -92,7 +111,12 @@ def _sprite(path: str, box: list[float]) -> tuple[np.ndarray, np.ndarray]:
     alpha = np.zeros(crop.shape[:2], np.float32)
     cv2.ellipse(alpha, (round(_CENTRE[0]), round(_CENTRE[1] - 6)), (69, 82), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
     alpha = cv2.GaussianBlur(alpha, (0, 0), 4.0)
-    return np.dstack([crop, np.round(alpha * 255).astype(np.uint8)]), np.array([(x2 - x1) / (y2 - y1), 1.0]) / 2
+    bgra, half = np.dstack([crop, np.round(alpha * 255).astype(np.uint8)]), np.array([(x2 - x1) / (y2 - y1), 1.0]) / 2
+    if res == 1.0:
+        return bgra, half, 1.0, _CENTRE
+    # cv2.resize with fx=fy=res maps x_small = (x + 0.5) * res - 0.5 exactly
+    small = cv2.resize(bgra, (0, 0), fx=res, fy=res, interpolation=cv2.INTER_AREA)
+    return small, half, res, (_CENTRE + 0.5) * res - 0.5
 
 
 def _background(rng, w: int, h: int) -> np.ndarray:
@@ -126,12 +150,17 @@ def _progress(n: int, dip: float = 0.25) -> np.ndarray:
     return (u / u[-1])[1:]
 
 
-def _plan(rng, n: int, frames: int, fps: float, w: int, h: int, crossings: bool) -> tuple[dict, list[dict]]:
+def _plan(rng, n: int, frames: int, fps: float, w: int, h: int, crossings: bool,
+          face_px: tuple[float, float] | None = None,
+          kinds: tuple[str, ...] = ("occlude", "cross", "exit")) -> tuple[dict, list[dict]]:
     rows = max(1, round(math.sqrt(n * h / w)))
     cols = math.ceil(n / rows)
     cw, ch = w / cols, h / rows
-    smax = min(220 * h / 720, 0.62 * ch)
-    smin = min(90 * h / 720, 0.6 * smax)
+    if face_px is None:
+        smax = min(220 * h / 720, 0.62 * ch)
+        smin = min(90 * h / 720, 0.6 * smax)
+    else:
+        smin, smax = (float(v) for v in face_px)
     t = np.arange(frames) / fps
     ph = lambda: rng.uniform(0, 2 * np.pi, (n, 1))  # noqa: E731
     fr = lambda lo, hi: rng.uniform(lo, hi, (n, 1))  # noqa: E731
@@ -141,6 +170,8 @@ def _plan(rng, n: int, frames: int, fps: float, w: int, h: int, crossings: bool)
     base = rng.uniform(smin + 0.25 * (smax - smin), smax - 0.2 * (smax - smin), (n, 1))
     size = np.clip(base + 0.2 * (smax - smin) * np.sin(2 * np.pi * fr(0.05, 0.15) * t + ph()), smin, smax)
     ax, ay = max(0.0, 0.5 * (cw - 1.1 * smax)), max(0.0, 0.5 * (ch - 1.25 * smax))
+    if face_px is not None:  # small faces in big cells: wander at most one face height each way (~people
+        ax, ay = min(ax, smax), min(ay, smax)  # milling about), not across a 10-face-wide cell
     fx, fy = fr(0.08, 0.25), fr(0.08, 0.25)
     wx = ax * (0.75 * np.sin(2 * np.pi * fx * t + ph()) + 0.25 * np.sin(2 * np.pi * 2.3 * fx * t + ph()))
     wy = ay * (0.75 * np.sin(2 * np.pi * fy * t + ph()) + 0.25 * np.sin(2 * np.pi * 1.7 * fy * t + ph()))
@@ -148,9 +179,8 @@ def _plan(rng, n: int, frames: int, fps: float, w: int, h: int, crossings: bool)
     events: list[dict] = []
     length, gap = min(frames, round(2.6 * fps)), round(0.8 * fps)
     if crossings and n >= 2 and frames >= round(1.2 * fps):  # shorter clips: too fast to be real
-        kinds = ["occlude", "cross", "exit"]
         for k, s in enumerate(range(min(gap // 2, frames - length), frames - length + 1, length + gap)):
-            kind, sl = kinds[k % 3], slice(s, s + length)
+            kind, sl = kinds[k % len(kinds)], slice(s, s + length)
             u = _progress(length)
             wgt = np.sin(np.pi * u)
             col, row = cell % cols, cell // cols
@@ -169,6 +199,16 @@ def _plan(rng, n: int, frames: int, fps: float, w: int, h: int, crossings: bool)
                 pairs = [tuple(sorted(np.unravel_index(int(np.argmin(d)), d.shape)))]
             a, b = (int(v) for v in pairs[int(rng.integers(len(pairs)))])  # a behind (drawn first), b in front
             pa, pb = (hx[a, s], hy[a, s]), (hx[b, s], hy[b, s])
+            if kind == "meet":  # both to the middle, slowest there, then back where they came from
+                mx, my = (pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2
+                mean = 0.5 * (size[a, sl] + size[b, sl])
+                for i, p in ((a, pa), (b, pb)):
+                    hx[i, sl], hy[i, sl] = p[0] + (mx - p[0]) * wgt, p[1] + (my - p[1]) * wgt
+                    size[i, sl] += (mean - size[i, sl]) * wgt
+                    calm[i, sl] = wgt
+                dy[a, sl] = (1 if pa[1] < h / 2 else -1) * 0.15 * size[b, sl] * wgt
+                events.append({"kind": kind, "start": s, "end": s + length - 1, "ids": [a, b]})
+                continue
             for i, p, q in ((a, pa, pb), (b, pb, pa)):
                 hx[i, sl], hy[i, sl] = p[0] + (q[0] - p[0]) * u, p[1] + (q[1] - p[1]) * u
                 hx[i, s + length:], hy[i, s + length:] = q
@@ -176,6 +216,11 @@ def _plan(rng, n: int, frames: int, fps: float, w: int, h: int, crossings: bool)
             if kind == "occlude":
                 size[a, sl] += (max(smin, smax / OCC_RATIO) - size[a, sl]) * wgt
                 size[b, sl] += (smax - size[b, sl]) * wgt
+            elif kind == "swap":  # same size, passing close: only the motion tells them apart
+                mean = 0.5 * (size[a, sl] + size[b, sl])
+                size[a, sl] += (mean - size[a, sl]) * wgt
+                size[b, sl] += (mean - size[b, sl]) * wgt
+                dy[a, sl] = (1 if pa[1] < h / 2 else -1) * 0.3 * size[b, sl] * wgt
             else:
                 dy[a, sl] = (1 if pa[1] < h / 2 else -1) * 0.65 * size[b, sl] * wgt  # ~half hidden
             cell[a], cell[b] = cell[b], cell[a]
@@ -191,17 +236,59 @@ def _plan(rng, n: int, frames: int, fps: float, w: int, h: int, crossings: bool)
     return plan, events
 
 
+EVENT_KINDS = ("occlude", "cross", "exit", "swap", "meet")
+_TRACKS = ("cx", "cy", "size", "theta", "gain")  # per-face plan rows a cut hands to another person
+
+
+def _cut(rng, plan: dict, events: list[dict], n: int, frames: int, cuts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``cuts`` shot cuts, evenly spaced, to ``plan`` and ``events`` (in place).
+
+    Each segment after a cut shows ceil(2n/3)..n people; each shown person takes the trajectory
+    (``_TRACKS`` rows) of a face of the first segment, and where possible no trajectory keeps
+    the person it had before the cut. Returns (shown (n, frames) bool, segment index per frame);
+    scripted events keep the people on their trajectories at their start (a trajectory nobody
+    has then drops out), and a ``cut`` event (start = end = the first frame after it, ids = who is
+    shown) is added per cut."""
+    starts = [round(frames * k / (cuts + 1)) for k in range(1, cuts + 1)]
+    seg_of = np.searchsorted(np.array(starts), np.arange(frames), side="right")
+    shown = np.ones((n, frames), bool)
+    owner = [np.arange(n)]  # owner[k][trajectory] = person (-1 nobody) in segment k
+    for k, c in enumerate(starts, 1):
+        m = n if n <= 2 else int(rng.integers(math.ceil(2 * n / 3), n + 1))
+        for _ in range(50):
+            who, where = rng.choice(n, m, replace=False), rng.choice(n, m, replace=False)
+            cur = np.full(n, -1)
+            cur[where] = who
+            if not np.any((cur >= 0) & (cur == owner[-1])):
+                break
+        owner.append(cur)
+        sl = slice(c, starts[k] if k < cuts else frames)
+        src = {key: plan[key][:, sl].copy() for key in _TRACKS}
+        shown[:, sl] = False
+        for traj, person in enumerate(cur):
+            if person >= 0:
+                shown[person, sl] = True
+                for key in _TRACKS:
+                    plan[key][person, sl] = src[key][traj]
+    for e in events:
+        cur = owner[seg_of[e["start"]]]
+        e["ids"] = [int(cur[t]) for t in e["ids"] if cur[t] >= 0]
+    events.extend({"kind": "cut", "start": c, "end": c, "ids": sorted(int(p) for p in owner[k + 1] if p >= 0)}
+                  for k, c in enumerate(starts))
+    events.sort(key=lambda e: e["start"])
+    return shown, seg_of
 
 
 def _paste(frame: np.ndarray, sprite: tuple, cx: float, cy: float, size: float, theta: float, gain: float):
     """Draw a sprite, face centre at (cx, cy), face height ``size``, rolled by ``theta``, on ``frame``.
     Returns (face box xyxy, (x0, y0, opaque mask of the drawn region) or None when off-frame)."""
-    (sprite, half), (h, w) = sprite, frame.shape[:2]
-    a = size / FACE_H * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    (sprite, half, res, local), (h, w) = sprite, frame.shape[:2]
+    a = size / FACE_H / res * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     centre = np.array([cx, cy])
-    tr = centre - a @ _CENTRE
+    tr = centre - a @ local
     box = np.concatenate([centre - half * size, centre + half * size])
-    pts = _CORNERS @ a.T + tr
+    corners = _CORNERS if res == 1.0 else np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float) * sprite.shape[1::-1]
+    pts = corners @ a.T + tr
     x0, y0 = np.maximum(np.floor(pts.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(pts.max(0)).astype(int) + 1, [w, h])
     if x1 <= x0 or y1 <= y0:
@@ -218,17 +305,34 @@ def _paste(frame: np.ndarray, sprite: tuple, cx: float, cy: float, size: float, 
 
 def make_clip(out_path: Path, lfw_dir: Path, *, faces: int = 6, frames: int = 300, size=(1280, 720),
               fps: float = 25.0, seed: int = 0, crossings: bool = True, gallery_images: int = 1,
-              unknown_faces: int = 1, quality: int = 90) -> ClipInfo:
+              unknown_faces: int = 1, quality: int = 90, face_px: tuple[float, float] | None = None,
+              names=None, cuts: int = 0, event_kinds: tuple[str, ...] = ("occlude", "cross", "exit")) -> ClipInfo:
     """Write an MJPG video (``.avi``; read back to check) of ``faces`` enrolled people plus
     ``unknown_faces`` impostors (never to be enrolled), and its truth ``<out_path>.json``.
 
     ``lfw_dir``: LFW (``.../lfw`` or its ``lfw-deepfunneled``). Enrolled people have >= max(4,
     1 + gallery_images) images: one is the sprite, ``gallery_images`` others are ``enrol_images``.
-    ``quality``: MJPG quality (0-100). Same arguments and LFW -> the same clip and truth."""
+    ``quality``: MJPG quality (0-100). ``face_px``: (min, max) face-box height in pixels (default:
+    90..220 scaled by the frame height and capped by the grid cell); small faces are drawn from a
+    sprite pre-shrunk with INTER_AREA and wander at most one face height from their home.
+    ``cuts``: shot cuts, evenly spaced (module docstring). ``event_kinds``: the scripted events,
+    in turn, when ``crossings`` (any of ``EVENT_KINDS``; ``swap`` and ``meet`` are not in the default).
+    ``names``: these LFW people instead of a random pick (the first ``faces`` enrolled, the others
+    not); the seed still picks their images, layout and events.
+    Same arguments and LFW -> the same clip and truth."""
     w, h = (int(v) for v in size)
     if faces < 1 or unknown_faces < 0 or frames < 1 or gallery_images < 0 or fps <= 0 or min(w, h) < 64:
         raise ValueError(f"bad clip parameters: faces={faces} unknown={unknown_faces} frames={frames} "
                          f"gallery_images={gallery_images} fps={fps} size={size}")
+    event_kinds = tuple(event_kinds)
+    if not event_kinds or set(event_kinds) - set(EVENT_KINDS) or not 0 <= cuts < frames:
+        raise ValueError(f"bad clip parameters: event_kinds={event_kinds} (from {EVENT_KINDS}), "
+                         f"cuts={cuts} (0 <= cuts < frames={frames})")
+    if face_px is not None:
+        face_px = tuple(float(v) for v in face_px)
+        if len(face_px) != 2 or not 8 <= face_px[0] <= face_px[1] <= min(w, h) / 2:
+            raise ValueError(f"face_px must be (min, max) face heights with 8 <= min <= max <= {min(w, h) / 2:g} "
+                             f"(half the frame's smaller side), got {face_px}")
     lfw_dir = Path(lfw_dir)
     root = lfw_dir / "lfw-deepfunneled" if (lfw_dir / "lfw-deepfunneled").is_dir() else lfw_dir
     if not root.is_dir():
@@ -237,11 +341,18 @@ def make_clip(out_path: Path, lfw_dir: Path, *, faces: int = 6, frames: int = 30
     truth_path = out_path.with_name(out_path.name + ".json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    people = _pick_people(rng, root, faces, unknown_faces, gallery_images)
-    sprites = [_sprite(p["sprite_image"], p["sprite_box"]) for p in people]
-    plan, events = _plan(rng, len(people), frames, fps, w, h, crossings)
+    people = _pick_people(rng, root, faces, unknown_faces, gallery_images, None if names is None else tuple(names))
+    # small faces: a sprite whose face is the sizes' geometric mean high, pasted at scales near 1
+    res = 1.0 if face_px is None or math.sqrt(face_px[0] * face_px[1]) >= 0.7 * FACE_H else \
+        math.sqrt(face_px[0] * face_px[1]) / FACE_H
+    sprites = [_sprite(p["sprite_image"], p["sprite_box"], res) for p in people]
+    plan, events = _plan(rng, len(people), frames, fps, w, h, crossings, face_px, event_kinds)
     pad = max(8, round(0.03 * w))
-    bg = _background(rng, w + 2 * pad, h + 2 * pad)
+    bgs = [_background(rng, w + 2 * pad, h + 2 * pad)]
+    shown, seg_of = np.ones((len(people), frames), bool), np.zeros(frames, int)
+    if cuts:  # after every other draw from rng: clips without cuts stay as they were
+        shown, seg_of = _cut(rng, plan, events, len(people), frames, cuts)
+        bgs += [_background(rng, w + 2 * pad, h + 2 * pad) for _ in range(cuts)]
     writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (w, h))
     if not writer.isOpened():
         raise ValueError(f"cannot write an MJPG video to {out_path} (use a .avi name)")
@@ -250,9 +361,10 @@ def make_clip(out_path: Path, lfw_dir: Path, *, faces: int = 6, frames: int = 30
     try:
         for f in range(frames):
             ox, oy = (pad * (1 + 0.8 * plan["pan"][f])).round().astype(int)
-            frame = bg[oy:oy + h, ox:ox + w].copy()
+            frame = bgs[seg_of[f]][oy:oy + h, ox:ox + w].copy()
             drawn = [_paste(frame, sprites[i], plan["cx"][i, f], plan["cy"][i, f], plan["size"][i, f],
-                            plan["theta"][i, f], plan["gain"][i, f]) for i in range(len(people))]
+                            plan["theta"][i, f], plan["gain"][i, f]) if shown[i, f] else None
+                     for i in range(len(people))]
             lut = np.clip(np.arange(256) * plan["global_gain"][f], 0, 255).astype(np.uint8)
             writer.write(cv2.LUT(frame, lut))
             truth_frames.append(frame_objects(people, drawn, w, h))
@@ -266,6 +378,8 @@ def make_clip(out_path: Path, lfw_dir: Path, *, faces: int = 6, frames: int = 30
         raise RuntimeError(f"{out_path}: wrote {frames} frames of {w}x{h}, reads back as {got}")
     truth = {"version": TRUTH_VERSION, "video": out_path.name, "fps": float(fps), "size": [w, h],
              "num_frames": frames, "seed": seed, "crossings": crossings, "identities": people,
+             **({} if face_px is None else {"face_px": list(face_px)}),
+             **({} if not cuts else {"cuts": [int(e["start"]) for e in events if e["kind"] == "cut"]}),
              "events": events, "frames": truth_frames}
     truth_path.write_text(json.dumps(truth, separators=(",", ":")))
     return ClipInfo(out_path, truth_path, frames, float(fps), (w, h), people, events)

@@ -5,7 +5,8 @@ their scale vary), carried through the sprite's transform by ``clip.py``; ``fram
 turns the drawn sprites' masks into per-frame truth. The truth file (``<clip>.json``, written by
 :func:`engine.synth.make_clip`) holds ``fps``, ``size`` [w, h], ``num_frames``, ``identities``
 (``id``, ``name``, ``enrolled``, ``sprite_image``, ``sprite_box``, ``enrol_images``), ``events``
-(scripted ``occlude`` / ``cross`` / ``exit``: ``start``, ``end`` frames, ``ids``) and ``frames``:
+(scripted ``occlude`` / ``cross`` / ``exit`` / ``swap`` / ``meet``, and ``cut``: ``start``, ``end`` frames,
+``ids``), ``cuts`` (first frames after the shot cuts, when any) and ``frames``:
 one list per frame of the faces whose face box touches the frame, each ``{id, name, enrolled,
 box, box_full, visible_fraction, occluded_fraction, occluded}`` (meanings: see ``clip.py``).
 """
@@ -77,16 +78,21 @@ def choose_sprite(folder: Path, files: tuple[str, ...], order: list[int]) -> tup
 
 def frame_objects(people: list[dict], drawn: list, w: int, h: int) -> list[dict]:
     """Truth objects of one frame. ``drawn[i]`` = (face box xyxy, (x0, y0, opaque mask) or None) of
-    sprite i, in draw order: a face is covered where any later sprite's mask is set."""
+    sprite i, in draw order, or None when person i is not in the shot (after a cut): a face is
+    covered where any later sprite's mask is set."""
     objs = []
-    for i, (person, (box, _)) in enumerate(zip(people, drawn, strict=True)):
+    for i, (person, item) in enumerate(zip(people, drawn, strict=True)):
+        if item is None:
+            continue
+        box = item[0]
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         full = max(0, x1 - x0) * max(0, y1 - y0)
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if full == 0 or cx1 <= cx0 or cy1 <= cy0:
             continue  # face box entirely outside the frame
         cover = np.zeros((cy1 - cy0, cx1 - cx0), bool)
-        for _, placed in drawn[i + 1:]:
+        for later in drawn[i + 1:]:
+            placed = None if later is None else later[1]
             if placed is None:
                 continue
             rx, ry, mask = placed

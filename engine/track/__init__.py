@@ -9,12 +9,12 @@ face_quality(faces, image.shape), t, book.decided(faces.track_ids))`` -> embed a
 """
 from engine.boxes import iou_matrix
 from engine.track.bytetrack import Track, Tracker, TrackerConfig, TrackState, linear_assignment
-from engine.track.identity import IdentityBook, IdentityConfig, Vote
+from engine.track.identity import IdentityBook, IdentityConfig, Vote, renumber
 from engine.track.kalman import KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from engine.track.policy import EmbedPolicy, PolicyConfig, face_quality
 
 __all__ = [
     "EmbedPolicy", "IdentityBook", "IdentityConfig", "KalmanFilter", "PolicyConfig", "Track", "TrackState",
-    "Tracker", "TrackerConfig", "Vote", "face_quality", "iou_matrix", "linear_assignment", "xyah_to_xyxy",
+    "Tracker", "TrackerConfig", "Vote", "face_quality", "iou_matrix", "linear_assignment", "renumber", "xyah_to_xyxy",
     "xyxy_to_xyah",
 ]

@@ -21,6 +21,20 @@ occlusions as long as the tracker keeps the track):
   name no longer out-weighs the rest of the window: the track becomes unknown again
   (it keeps its track id).
 
+A track is *one person* (issue #15): :meth:`IdentityBook.contradicts` tells, before a vote,
+whether the new embedding belongs to someone else -- then the caller ends the track and starts
+a new one (:meth:`engine.track.Tracker.split`, a new id, hence a new sighting) instead of letting
+the votes relabel it slowly. The check is on the embedding itself (no other appearance model):
+each track keeps its last ``split_memory`` embeddings, and the new one contradicts the track when
+
+* its best cosine similarity to them is below ``split_similarity`` (the face changed: works for
+  unknown people too), or
+* it is a confident match (above the gallery threshold) of a person other than the track's
+  name, and its best similarity to the track's embeddings is below ``split_other_similarity``
+  (another enrolled person took the track's place: at a shot cut the two faces can still be
+  ~0.45 alike -- cartoon faces, same lighting -- while a face compared with itself a second
+  earlier is > 0.7).
+
 A track is *decided* when its state is backed by its latest vote: named and the last vote
 agrees, or unknown by the same dominance test and the last vote was unknown.
 :class:`engine.track.EmbedPolicy` re-embeds undecided tracks more often, so a contested or
@@ -50,6 +64,9 @@ class IdentityConfig:
     the name losing its majority of weight, release the name.
     ``window``: votes remembered per track. ``half_life_s``: vote weights halve every this many
     seconds. ``unknown_weight``: similarity credited to an unknown vote.
+    ``split``: split a track whose new embedding contradicts it (see the module docstring);
+    ``split_similarity`` / ``split_other_similarity``: the two cosine-similarity bounds there
+    (-1 turns a rule off); ``split_memory``: embeddings kept per track for the check.
     """
 
     min_votes: int = 2
@@ -58,6 +75,10 @@ class IdentityConfig:
     window: int = 12
     half_life_s: float = 5.0
     unknown_weight: float = 0.4
+    split: bool = True
+    split_similarity: float = 0.3
+    split_other_similarity: float = 0.6
+    split_memory: int = 8
 
     def __post_init__(self) -> None:
         _check(self.min_votes >= 1, f"identity min_votes must be >= 1, got {self.min_votes}")
@@ -70,6 +91,10 @@ class IdentityConfig:
                f"identity half_life_s must be > 0, got {self.half_life_s}")
         _check(0.0 <= self.unknown_weight <= 1.0,
                f"identity unknown_weight must be in [0, 1], got {self.unknown_weight}")
+        for key in ("split_similarity", "split_other_similarity"):
+            value = getattr(self, key)
+            _check(math.isfinite(value) and -1.0 <= value <= 1.0, f"identity {key} must be in [-1, 1], got {value}")
+        _check(self.split_memory >= 1, f"identity split_memory must be >= 1, got {self.split_memory}")
 
 
 @dataclass(frozen=True)
@@ -78,13 +103,15 @@ class Vote:
     similarity: float
     weight: float
     timestamp: float
+    confirmed: bool = True  # graded confirmed by the open-set decision (else probable or unknown)
 
 
 class _TrackVotes:
-    __slots__ = ("votes", "person_id", "similarity", "last_similarity", "settled_unknown", "latest")
+    __slots__ = ("votes", "person_id", "similarity", "last_similarity", "settled_unknown", "latest", "embeddings")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, memory: int = 8) -> None:
         self.votes: deque[Vote] = deque(maxlen=window)
+        self.embeddings: deque[np.ndarray] = deque(maxlen=memory)  # unit vectors, for contradicts()
         self.person_id = NO_ID
         self.similarity = float("nan")       # weighted mean similarity of the votes for the name
         self.last_similarity = float("nan")  # of the latest vote, shown while unknown
@@ -106,11 +133,12 @@ class IdentityBook:
         return track_id in self._tracks
 
     def vote(self, track_id: int, person_id: int, similarity: float, quality: float,
-             timestamp: float) -> tuple[int, float]:
+             timestamp: float, embedding: np.ndarray | None = None, confirmed: bool = True) -> tuple[int, float]:
         """Record one gallery match of the track's face; returns the track's label after it.
 
         ``person_id`` < 0 (``NO_ID``) is an unknown vote;
         ``similarity`` may be NaN for an unknown vote (empty gallery); ``quality`` in [0, 1].
+        ``embedding``: the (D,) embedding voted with, remembered for :meth:`contradicts`.
         """
         cfg = self.config
         track_id, person_id = int(track_id), int(person_id)
@@ -125,17 +153,53 @@ class IdentityBook:
             weight = max(sim, 0.0) * quality
         state = self._tracks.get(track_id)
         if state is None:
-            state = self._tracks[track_id] = _TrackVotes(cfg.window)
+            state = self._tracks[track_id] = _TrackVotes(cfg.window, cfg.split_memory)
+        if embedding is not None:
+            state.embeddings.append(_unit(embedding))
         state.latest = max(state.latest, float(timestamp))
-        state.votes.append(Vote(person_id, sim, weight, float(timestamp)))
+        state.votes.append(Vote(person_id, sim, weight, float(timestamp), bool(confirmed)))
         state.last_similarity = sim
         self._decide(state)
         return self._label(state)
+
+    def memory_similarity(self, track_id: int, embedding: np.ndarray) -> float:
+        """Best cosine similarity of ``embedding`` (D,) to the track's remembered embeddings;
+        NaN when it has none."""
+        state = self._tracks.get(int(track_id))
+        if state is None or not state.embeddings:
+            return float("nan")
+        return float(np.max(np.stack(state.embeddings) @ _unit(embedding)))
+
+    def contradicts(self, track_id: int, embedding: np.ndarray, person_id: int) -> bool:
+        """True when ``embedding`` (D,), matched to ``person_id`` (``NO_ID`` = unknown, after the
+        gallery threshold), is not the person the track has been so far (module docstring): the
+        caller should split the track rather than vote. Never True without remembered
+        embeddings or with ``split`` off. Records nothing."""
+        cfg = self.config
+        sim = self.memory_similarity(track_id, embedding) if cfg.split else float("nan")
+        if not math.isfinite(sim):
+            return False
+        if sim < cfg.split_similarity:
+            return True
+        named, pid = self._tracks[int(track_id)].person_id, int(person_id)
+        return named >= 0 and pid >= 0 and pid != named and sim < cfg.split_other_similarity
 
     def label(self, track_id: int) -> tuple[int, float]:
         """``(person_id, similarity)``; ``(NO_ID, sim of the latest vote or NaN)`` while unknown."""
         state = self._tracks.get(int(track_id))
         return (NO_ID, float("nan")) if state is None else self._label(state)
+
+    def confirmed(self, track_ids: Iterable[int]) -> np.ndarray:
+        """(N,) bool: the track is named and its latest vote for that person was graded
+        confirmed (``vote(confirmed=...)``, from engine.gallery.index.classify); a named track
+        whose latest vote for its person was probable is shown as probable ("Name?")."""
+        out = []
+        for t in track_ids:
+            s = self._tracks.get(int(t))
+            last = None if s is None or s.person_id < 0 else next(
+                (v for v in reversed(s.votes) if v.person_id == s.person_id), None)
+            out.append(last is not None and last.confirmed)
+        return np.array(out, bool)
 
     def assign(self, track_id: int, person_id: int, similarity: float, quality: float, timestamp: float) -> None:
         """Give the track a person now (an enrolment of this very track): its earlier votes are
@@ -233,3 +297,14 @@ class IdentityBook:
             if w > 0:
                 state.similarity = wsim[state.person_id] / w
         state.settled_unknown = state.person_id < 0 and dominates(NO_ID)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32).reshape(-1)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def renumber(track_ids: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """``track_ids`` with every id in ``mapping`` replaced by its value (split tracks' new ids)."""
+    ids = np.asarray(track_ids, np.int64)
+    return np.array([mapping.get(int(t), int(t)) for t in ids], np.int64).reshape(ids.shape)

@@ -7,7 +7,10 @@ a track is embedded when it is *new* (never embedded), when its face got clearly
 contested name is resolved fast), or every ``refresh_s`` seconds otherwise. At most
 ``max_per_frame`` faces are chosen -- new tracks first, then undecided ones, then those
 embedded longest ago -- so the cost of a frame grows with the faces that appear, not with all
-faces in view; whatever is cut waits for the next frame.
+faces in view; whatever is cut waits for the next frame. A face whose box *jumped* off its
+track's prediction (``faces.meta["track_jump"]``, set by the tracker: a shot cut, two faces
+swapping) counts as new: it may be another person, and the sooner it is embedded, the fewer
+frames show the old name on it (the identity layer then splits the track).
 
 :func:`face_quality` is the quality used for both the gain test and the identity vote weights.
 """
@@ -89,6 +92,8 @@ class EmbedPolicy:
         check(len(decided) == n, f"policy: {len(decided)} decided flags for {n} faces")
         ts = float(timestamp)
         tids = faces.track_ids
+        jump = faces.meta.get("track_jump") if faces.meta else None
+        jump = np.zeros(n, bool) if jump is None or len(jump) != n else np.asarray(jump, bool)
         klass = np.full(n, -1)
         last = np.full(n, -np.inf)
         seen: set[int] = set()
@@ -98,7 +103,7 @@ class EmbedPolicy:
                 continue
             seen.add(t)
             state = self._state.get(t)
-            if state is None:
+            if state is None or jump[k]:
                 klass[k] = NEW
                 continue
             last[k] = state.last

@@ -1,0 +1,423 @@
+"""Several sources, one engine: the runner behind ``facescope run --source A --source B``.
+
+Threads: one capture thread per source (:class:`engine.capture.Capture`, which keeps only the
+newest frame: a stale frame is replaced, never queued) and ONE engine thread running
+:meth:`MultiSource.rounds`. A *round* takes the newest unread frame of every source that has one
+(round-robin: the source polled first rotates each round, so no source always waits behind the
+others), runs each frame's :meth:`Pipeline.begin` (detect, ROI/min-size filter, track, choose
+faces, landmarks, align), embeds the faces of ALL those frames in ONE embedder call
+(``embed_tensor`` on the concatenated tensors: per-call overhead paid once per round, and a
+batch of 8 costs far less than 8 batches of 1), then each :meth:`Pipeline.finish` (match, vote,
+label). One :class:`~engine.recognizer.Recognizer` is shared: its landmark and embedding models
+are loaded once; a source with its own ``det_size`` gets one more (small) detector, nothing else.
+One gallery index is shared (read at every match).
+
+Track ids are per source: each source's Pipeline has its own tracker and identity book, and ids
+are NOT unique across sources. A face is named by ``(source name, track id)``: every
+:class:`SourceResult` carries ``source``, and so do events (:class:`MultiEventLog`) and
+sightings (their ``source`` is the name). Enrolling a clicked face therefore goes to that
+source's pipeline: ``runner.pipeline(name).want_embedding(track_id)``.
+
+API for a front end (the GUI grid builds on this; nothing here imports Qt)::
+
+    runner = MultiSource(recognizer, [SourceSettings("door.mp4", name="door"), ...], gallery.index,
+                         on_state=lambda name, state, reason: ...)   # capture/engine thread
+    runner.start(on_result=lambda sr: ...)   # engine thread; or iterate runner.rounds() yourself
+    runner.latest("door")      # newest SourceResult of a tile (any thread)
+    runner.status()            # {name: SourceStatus}: state, reason, FPS, e2e, dropped (any thread)
+    runner.set_roi("door", Roi.rect(0.2, 0, 0.8, 1))   # applies from the next frame
+    runner.set_enabled("door", False)                  # stops / restarts its capture
+    runner.stop()
+
+Signals a GUI maps these to: ``result(SourceResult)`` per processed frame (from ``on_result``),
+``state(name, state, reason)`` (``on_state``: ``connecting``/``live``/``reconnecting``/``ended``/
+``failed`` from the capture, ``disabled`` and ``error`` from the runner), and a timer polling
+:meth:`status` for the per-source and total FPS/latency panel.
+
+A source whose capture fails (state ``failed``) or whose processing raises (state ``error``, the
+traceback logged) leaves the round loop; the other sources go on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from engine.capture import Capture, CaptureConfig, CaptureState, parse_source
+from engine.multi.results import Round, SourceResult, SourceStatus
+from engine.multi.roi import Roi, face_filter
+from engine.multi.settings import SourceSettings, unique_names
+from engine.pipeline import Pipeline, PipelineConfig
+from engine.recognizer import Recognizer
+from engine.track import PolicyConfig
+from engine.util.rate import RateMeter
+
+log = logging.getLogger(__name__)
+# Per source at most one embedding per frame, new faces included: a burst of new faces on several
+# cameras at once (every source starting together) would otherwise make one round embed them all
+# (7 faces x 4 sources x ~12-25 ms here) and stall every source; spread over frames, 7 new faces
+# are all embedded within 7 frames (0.28 s at 25 fps) and a round costs at most one face a source.
+MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False)
+IDLE_WAIT_S = 0.005  # no source had a new frame: wait this long on one before polling all again
+
+
+def multi_pipeline_config(**parts) -> PipelineConfig:
+    """The pipeline settings every source of a :class:`MultiSource` gets by default:
+    ``PipelineConfig(policy=MULTI_POLICY, **parts)`` (``parts`` replace other fields, e.g. ``gate``)."""
+    return PipelineConfig(**{"policy": MULTI_POLICY, **parts})
+
+
+class _Source:
+    """Runner-private state of one source (engine thread writes, ``_lock`` guards reads)."""
+
+    def __init__(self, settings: SourceSettings, name: str) -> None:
+        self.settings, self.name = settings, name
+        self.spec = parse_source(settings.source)  # bad text fails before anything opens
+        self.pipeline: Pipeline | None = None
+        self.capture: Capture | None = None
+        self.state = "disabled" if not settings.enabled else CaptureState.CONNECTING.value
+        self.reason = ""
+        self.done = not settings.enabled
+        self.frames = self.embedded = self.dropped_at_end = 0
+        self.engine_s = 0.0
+        self.e2e_ms = float("nan")
+        self.rate = RateMeter(2.0)
+        self.latest: SourceResult | None = None
+
+
+class MultiSource:
+    """Several sources through one recognizer, one gallery index and one engine thread.
+
+    ``recognizer``: the shared models (built once, e.g. ``Recognizer.from_config(realtime_config())``);
+    ``sources``: :class:`SourceSettings` (names made unique by :func:`unique_names`);
+    ``gallery_index``: shared, may be None (everyone unknown); ``pipeline_config``: every source's
+    tracking/identity settings (default :func:`multi_pipeline_config`); ``capture_config``: every
+    source's capture settings (a source's ``webcam`` settings replace its ``webcam`` part);
+    ``frames_per_source``: stop a source after
+    this many processed frames (None: until it ends); ``on_state(name, state, reason)``: called on
+    the capture or engine thread at each state change (keep it short).
+    """
+
+    def __init__(self, recognizer: Recognizer, sources: list[SourceSettings], gallery_index=None,
+                 pipeline_config: PipelineConfig | None = None, capture_config: CaptureConfig | None = None,
+                 frames_per_source: int | None = None,
+                 on_state: Callable[[str, str, str], None] | None = None) -> None:
+        if not sources:
+            raise ValueError("MultiSource needs at least one source")
+        if frames_per_source is not None and frames_per_source < 1:
+            raise ValueError(f"frames_per_source must be >= 1 or None, got {frames_per_source}")
+        self.recognizer = recognizer
+        self.gallery_index = gallery_index
+        self.pipeline_config = pipeline_config or multi_pipeline_config()
+        self.capture_config = capture_config or CaptureConfig()
+        self.frames_per_source = frames_per_source
+        self._on_state = on_state
+        self._detectors: dict[tuple[int, int], Recognizer] = {}
+        self._sources = [_Source(s, n) for s, n in zip(sources, unique_names(sources), strict=True)]
+        self._by_name = {s.name: s for s in self._sources}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None  # what ended the engine thread, if anything did
+        self.rounds_done = self.embed_calls = 0
+        for s in self._sources:
+            s.pipeline = Pipeline(self._recognizer_for(s.settings), gallery_index, self.pipeline_config)
+            s.pipeline.face_filter = face_filter(s.settings.roi, s.settings.min_face)
+
+    # ---- set-up and control (any thread)
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self._sources]
+
+    def spec(self, name: str):
+        """The named source's parsed :class:`~engine.capture.SourceSpec` (``display`` is safe to show)."""
+        return self._get(name).spec
+
+    def pipeline(self, name: str) -> Pipeline:
+        """The named source's pipeline (enrolment: ``want_embedding`` / ``assign_identity``)."""
+        return self._get(name).pipeline
+
+    def start_captures(self) -> None:
+        """Open every enabled source's capture (each on its own thread)."""
+        for s in self._sources:
+            if s.settings.enabled and s.capture is None:
+                self._open(s)
+
+    def wait_started(self, timeout: float = 10.0) -> bool:
+        """Open the captures and wait until each enabled source has captured a frame or is over
+        (so that a benchmark's sources start together). True if all did within ``timeout`` s."""
+        self.start_captures()
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if all(s.capture is None or s.capture.finished or s.capture.stats().captured > 0 for s in self._sources):
+                return True
+            time.sleep(0.005)
+        return False
+
+    def start(self, on_result: Callable[[SourceResult], None] | None = None) -> MultiSource:
+        """Start the captures and the engine thread, which calls ``on_result`` for every result."""
+        if self._thread is not None:
+            raise RuntimeError("MultiSource already started")
+        self.start_captures()
+
+        def loop() -> None:
+            try:
+                for rnd in self.rounds():
+                    if on_result is not None:
+                        for sr in rnd.results:
+                            on_result(sr)
+            except BaseException as e:  # kept for the owner: join() re-raises it
+                log.exception("engine thread failed")
+                self.error = e
+
+        self._thread = threading.Thread(target=loop, name="facescope-engine", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the engine thread (all sources over, or stopped); re-raise its error. True if it ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
+        if self.error is not None:
+            raise self.error
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the engine thread and every capture; idempotent."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        for s in self._sources:
+            if s.capture is not None:
+                s.capture.stop()
+
+    def __enter__(self) -> MultiSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def set_roi(self, name: str, roi: Roi | None, min_face: float | None = None) -> None:
+        """New region of interest (and minimum face size) for a source, from its next frame."""
+        s = self._get(name)
+        settings = dataclasses.replace(s.settings, roi=roi,
+                                       min_face=s.settings.min_face if min_face is None else float(min_face))
+        self._requests.put(lambda: self._apply_filter(s, settings))
+        if self._thread is None:  # not running: nothing races with us
+            self._run_requests()
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Stop a source's capture (``disabled``) or open it again (a new scene for its tracker)."""
+        s = self._get(name)
+        self._requests.put(lambda: self._enable(s, bool(enabled)))
+        if self._thread is None:
+            self._run_requests()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the engine thread before its next round (the pipelines belong to it:
+        enrolment's ``want_embedding`` / ``assign_identity``); at once when it is not running."""
+        self._requests.put(fn)
+        if self._thread is None:
+            self._run_requests()
+
+    def latest(self, name: str) -> SourceResult | None:
+        with self._lock:
+            return self._get(name).latest
+
+    def status(self) -> dict[str, SourceStatus]:
+        out = {}
+        with self._lock:
+            for s in self._sources:
+                cs = s.capture.stats() if s.capture is not None else None
+                out[s.name] = SourceStatus(
+                    s.name, s.spec.display, s.state, s.reason, s.frames, s.rate.rate(),
+                    cs.fps if cs else 0.0, cs.dropped if cs else s.dropped_at_end, s.e2e_ms, s.embedded,
+                    s.engine_s, s.capture.negotiated if s.capture is not None else None)
+        return out
+
+    # ---- the engine loop (one thread)
+    def rounds(self, max_rounds: int | None = None) -> Iterator[Round]:
+        """The engine loop: yields one :class:`Round` at a time until every source is over,
+        :meth:`stop`, or ``max_rounds``. Run it on one thread (it owns the pipelines)."""
+        self.start_captures()
+        n = 0
+        while not self._stop.is_set() and (max_rounds is None or n < max_rounds):
+            self._run_requests()
+            active = [s for s in self._sources if not s.done and s.capture is not None]
+            if not active:
+                return
+            k = n % len(active)
+            order = active[k:] + active[:k]
+            picked = self._poll(order)
+            if not picked:
+                continue
+            rnd = self._round(n, picked)
+            n += 1
+            yield rnd
+
+    def _poll(self, order: list[_Source]) -> list[tuple[_Source, object, float]]:
+        picked = []
+        for s in order:
+            frame = s.capture.read(timeout=0)
+            if frame is not None:
+                picked.append((s, frame, 0.0))
+            elif s.capture.finished:
+                self._end(s)
+        if picked or not any(not s.done for s in order):
+            return picked
+        s = next(s for s in order if not s.done)  # nothing new anywhere: block briefly on one source
+        t = time.perf_counter()
+        frame = s.capture.read(timeout=IDLE_WAIT_S)
+        if frame is not None:
+            picked.append((s, frame, 1000.0 * (time.perf_counter() - t)))
+        return picked
+
+    def _round(self, n: int, picked) -> Round:
+        pending = []
+        for s, frame, wait_ms in picked:
+            t = time.perf_counter()
+            try:
+                p = s.pipeline.begin(frame, wait_ms)
+            except Exception as e:  # noqa: BLE001 - one source's failure must not stop the others
+                self._fail(s, e)
+                continue
+            s.engine_s += time.perf_counter() - t
+            pending.append((s, p))
+        tensors = [p.tensor for _, p in pending if p.tensor is not None]
+        total = sum(len(x) for x in tensors)
+        emb_all, embed_s = None, 0.0
+        if tensors:
+            t = time.perf_counter()
+            x = tensors[0] if len(tensors) == 1 else np.concatenate(tensors)
+            emb_all = self.recognizer.embedder.embed_tensor(x)  # ONE call for every source of this round
+            embed_s = time.perf_counter() - t
+            self.embed_calls += 1
+        results, off = [], 0
+        for s, p in pending:
+            k = p.to_embed
+            emb = emb_all[off:off + k] if k else None
+            off += k
+            if k:  # this frame waited for the whole batched call
+                p.timer.ms["embed"] = p.timer.ms.get("embed", 0.0) + 1000.0 * embed_s
+            t = time.perf_counter()
+            try:
+                r = s.pipeline.finish(p, emb)
+            except Exception as e:  # noqa: BLE001 - as above
+                self._fail(s, e)
+                continue
+            sr = SourceResult(s.name, r, n)
+            with self._lock:
+                s.engine_s += time.perf_counter() - t + (embed_s * k / total if k else 0.0)
+                s.frames += 1
+                s.embedded += k
+                s.e2e_ms = r.e2e_ms
+                s.rate.tick()
+                s.latest = sr
+            results.append(sr)
+            if self.frames_per_source is not None and s.frames >= self.frames_per_source:
+                s.capture.stop()
+                self._end(s, CaptureState.ENDED.value, f"frames_per_source={self.frames_per_source} reached")
+        self.rounds_done += 1
+        return Round(n, tuple(results), total, 1 if tensors else 0, 1000.0 * embed_s)
+
+    # ---- helpers
+    def _get(self, name: str) -> _Source:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no source named {name!r}; sources: {', '.join(self._by_name)}") from None
+
+    def _recognizer_for(self, settings: SourceSettings) -> Recognizer:
+        """The shared recognizer, or a copy of it with another detector input size (landmark and
+        embedding models are the same objects)."""
+        size = settings.det_size
+        rec = self.recognizer
+        if size is None or (rec.config is not None and rec.config.detector.input_size == tuple(size)):
+            return rec
+        if rec.config is None:
+            raise ValueError(f"det_size {size} for {settings.label}: the shared recognizer was not built from a "
+                             "config tree (Recognizer.from_config), so its detector cannot be resized")
+        if tuple(size) not in self._detectors:
+            from engine.detectors.multiscale import detector_for
+
+            det_cfg = dataclasses.replace(rec.config.detector, input_size=tuple(size))
+            config = dataclasses.replace(rec.config, detector=det_cfg)
+            kwargs = {"weights": config.detector_weights} if config.detector_weights else {}
+            self._detectors[tuple(size)] = dataclasses.replace(
+                rec, detector=detector_for(det_cfg, config.runtime, **kwargs), config=config)
+        return self._detectors[tuple(size)]
+
+    def _open(self, s: _Source) -> None:
+        cfg = self.capture_config
+        if s.settings.webcam is not None:
+            cfg = dataclasses.replace(cfg, webcam=s.settings.webcam)
+        s.capture = Capture(s.spec, cfg, on_state=lambda state, reason, s=s: self._capture_state(s, state, reason))
+        s.done = False
+        s.capture.start()
+
+    def _capture_state(self, s: _Source, state: CaptureState, reason: str) -> None:
+        with self._lock:
+            if s.state in ("error", "disabled"):
+                return  # the runner's own verdict stands
+            s.state, s.reason = state.value, reason
+        self._notify(s)
+
+    def _end(self, s: _Source, state: str | None = None, reason: str | None = None) -> None:
+        with self._lock:
+            s.done = True
+            if state is not None:
+                s.state, s.reason = state, reason or ""
+            elif s.capture is not None:
+                s.state, s.reason = s.capture.state.value, s.capture.reason
+            if s.capture is not None:
+                s.dropped_at_end = s.capture.stats().dropped
+        if state is not None:
+            self._notify(s)
+
+    def _fail(self, s: _Source, e: Exception) -> None:
+        log.exception("source %s: processing failed; the other sources go on", s.name)
+        if s.capture is not None:
+            s.capture.stop()
+        self._end(s, "error", f"{type(e).__name__}: {e}")
+
+    def _notify(self, s: _Source) -> None:
+        if self._on_state is not None:
+            try:
+                self._on_state(s.name, s.state, s.reason)
+            except Exception:  # a front end's callback must not kill a capture or the engine
+                log.exception("on_state callback raised")
+
+    def _apply_filter(self, s: _Source, settings: SourceSettings) -> None:
+        s.settings = settings
+        s.pipeline.face_filter = face_filter(settings.roi, settings.min_face)
+
+    def _enable(self, s: _Source, enabled: bool) -> None:
+        if enabled == (s.capture is not None and not s.done):
+            return
+        s.settings = dataclasses.replace(s.settings, enabled=enabled)
+        if s.capture is not None:
+            s.capture.stop()
+            self._end(s)
+            s.capture = None
+        if enabled:
+            s.pipeline.reset()
+            with self._lock:
+                s.state, s.reason = CaptureState.CONNECTING.value, ""
+            self._open(s)
+        else:
+            self._end(s, "disabled", "")
+
+    def _run_requests(self) -> None:
+        while True:
+            try:
+                self._requests.get_nowait()()
+            except queue.Empty:
+                return

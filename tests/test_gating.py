@@ -1,0 +1,251 @@
+"""Detector gating (engine.track.gating): fewer detector calls on a real clip, tracks carried by
+prediction in between, new faces found within the bound, every-frame mode one setting away."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.boxes import iou_matrix
+from engine.capture import Frame
+from engine.records import Faces
+from engine.track import Tracker, TrackerConfig, TrackState
+from engine.track.gating import DetectorGate, GateConfig
+from tests.conftest import REPO
+
+DEMO = REPO / "resources" / "demo" / "megamind.avi"
+FPS = 25.0
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from engine.config import DetectorConfig
+    from engine.pipeline import realtime_config
+    from engine.recognizer import Recognizer
+
+    return Recognizer.from_config(realtime_config(detector=DetectorConfig(input_size=(640, 384))))
+
+
+class CountingDetector:
+    """The real detector, counting its calls."""
+
+    def __init__(self, detector) -> None:
+        self.detector, self.calls = detector, 0
+
+    def __call__(self, image):
+        self.calls += 1
+        return self.detector(image)
+
+    def __getattr__(self, name):
+        return getattr(self.detector, name)
+
+
+def _frames(path, n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while len(out) < n:
+        ok, img = cap.read()
+        if not ok:
+            break
+        out.append(img)
+    cap.release()
+    return out
+
+
+def _run(recognizer, images, gate: GateConfig):
+    from engine.pipeline import Pipeline, PipelineConfig
+
+    counter = CountingDetector(recognizer.detector)
+    real = recognizer.detector
+    recognizer.detector = counter
+    try:
+        pipeline = Pipeline(recognizer, None, PipelineConfig(gate=gate))
+        results, pipeline.detected = [], []  # detected: did the detector run on frame i
+        for i, img in enumerate(images):
+            before = counter.calls
+            results.append(pipeline.process(Frame(img, i, 0.0, i / FPS)))
+            pipeline.detected.append(counter.calls > before)
+    finally:
+        recognizer.detector = real
+    return results, counter.calls, pipeline
+
+
+def test_config_validation():
+    assert GateConfig().mode == "adaptive" and GateConfig().gated
+    assert not GateConfig(mode="every-frame").gated
+    for bad in (dict(mode="sometimes"), dict(max_skip_frames=-1), dict(max_skip_s=float("nan")),
+                dict(max_skip_s=-0.1), dict(min_iou=1.5), dict(motion_threshold=0), dict(motion_threshold=256),
+                dict(motion_height=8), dict(motion_min_px=0), dict(margin_down=-1.0), dict(burst_frames=-2),
+                dict(max_skip_frames=2.5), dict(motion_min_px=True), dict(max_position_std=0.0)):
+        with pytest.raises(ValueError, match="gate"):
+            GateConfig(**bad)
+
+
+def test_gating_on_a_real_clip_skips_the_detector_and_keeps_the_boxes(recognizer):
+    """Megamind's first 96 frames: every-frame runs the detector on each frame; adaptive on far
+    fewer, and the boxes it carries by prediction stay on the faces every-frame finds."""
+    images = _frames(DEMO, 96)
+    assert len(images) == 96
+    full, full_calls, full_pipe = _run(recognizer, images, GateConfig(mode="every-frame"))
+    gated, gated_calls, gated_pipe = _run(recognizer, images, GateConfig())
+    assert full_calls == len(images) == full_pipe.gate.detections
+    assert gated_calls == gated_pipe.gate.detections
+    assert gated_calls < 0.75 * len(images), dict(gated_pipe.gate.counts)
+    assert gated_pipe.gate.counts["skipped"] == len(images) - gated_calls
+    # on frames where every-frame boxes a face, gating boxes it too (predicted on skipped frames)
+    boxed = total = 0
+    for a, b in zip(full, gated, strict=True):
+        for box in a.faces.boxes:
+            total += 1
+            boxed += len(b.faces) > 0 and iou_matrix(box[None], b.faces.boxes).max() >= 0.5
+    assert total > 50 and boxed / total >= 0.9, (boxed, total)
+    # faces are embedded on detected frames only: never from a predicted box
+    skipped = [r for r, n in zip(gated, gated_pipe.detected, strict=True) if not n]
+    assert skipped and all(r.embedded == 0 for r in skipped)
+    assert sum(r.embedded for r in gated) > 0
+
+
+@pytest.fixture(scope="module")
+def face_patch(recognizer):
+    """A real face (Roxanne, the demo clip's frame 1) with some margin, 120 px high, to paste into a still scene."""
+    img = _frames(DEMO, 2)[1]
+    faces = recognizer.detect(img)
+    assert len(faces)
+    x1, y1, x2, y2 = faces.boxes[int(np.argmax(faces.scores))].astype(int)
+    m = (x2 - x1) // 4
+    patch = img[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]
+    return cv2.resize(patch, (round(120 * patch.shape[1] / patch.shape[0]), 120), interpolation=cv2.INTER_AREA)
+
+
+def _scene(face_patch, n: int, enter: int, at=(60, 80), move_to=None, move_at=None) -> list[np.ndarray]:
+    """A still grey room; the face appears at frame ``enter`` (and jumps to ``move_to`` at ``move_at``)."""
+    out = []
+    h, w = face_patch.shape[:2]
+    for i in range(n):
+        img = np.full((480, 640, 3), 118, np.uint8)
+        cv2.rectangle(img, (400, 300), (600, 460), (60, 90, 140), -1)  # some furniture
+        if i >= enter:
+            y, x = move_to if move_to is not None and i >= move_at else at
+            img[y:y + h, x:x + w] = face_patch
+        out.append(img)
+    return out
+
+
+def test_a_face_entering_with_motion_is_found_on_its_first_frame(recognizer, face_patch):
+    images = _scene(face_patch, 30, enter=17)
+    results, calls, pipeline = _run(recognizer, images, GateConfig())
+    assert not any(len(r.faces) for r in results[:17])
+    assert calls < 17  # the empty still room was mostly skipped
+    assert len(results[17].faces) == 1 and pipeline.detected[17]
+    assert all(len(r.faces) == 1 for r in results[17:])
+
+
+@pytest.mark.parametrize("every", [3, 6])
+def test_without_motion_a_new_face_is_found_within_the_bound(recognizer, face_patch, every):
+    """Motion detection off (a threshold no pixel passes): only the periodic detection finds the
+    face, at most ``max_skip_frames`` frames after it appears."""
+    enter = 17
+    gate = GateConfig(max_skip_frames=every - 1, max_skip_s=10.0, motion_threshold=255, max_position_std=float("inf"))
+    results, calls, pipeline = _run(recognizer, _scene(face_patch, 40, enter=enter), gate)
+    first = next(i for i, r in enumerate(results) if len(r.faces))
+    assert enter <= first <= enter + every - 1, first
+    assert calls <= len(results) // every + 1 + gate.burst_frames + 2
+    assert pipeline.gate.counts["motion"] == 0
+
+
+def test_a_jump_the_prediction_misses_brings_full_rate(recognizer, face_patch):
+    """The face jumps far between two periodic detections (motion off): the detection that finds
+    it elsewhere changes the tracks, and the gate detects the next frames too."""
+    images = _scene(face_patch, 40, enter=0, move_to=(250, 300), move_at=21)
+    gate = GateConfig(max_skip_frames=4, max_skip_s=10.0, motion_threshold=255, max_position_std=float("inf"))
+    results, _, pipeline = _run(recognizer, images, gate)
+    log = pipeline.detected
+    found = next(i for i in range(21, 40) if log[i])
+    assert all(log[found + 1:found + 1 + gate.burst_frames]), log[found:found + 4]
+    assert pipeline.gate.counts["changed"] >= 1
+    last = results[-1].faces
+    assert len(last) == 1 and last.boxes[0, 0] > 200
+
+
+def test_tracker_predict_only_moves_boxes_and_keeps_states():
+    tracker = Tracker(TrackerConfig(min_hits=1, frame_dt=1 / FPS))
+    kps = np.array([[[30, 40], [50, 40], [40, 50], [32, 60], [48, 60]]], np.float32)
+    for i in range(6):  # a face moving 4 px right per frame
+        box = np.array([[20 + 4 * i, 30, 60 + 4 * i, 80]], np.float32)
+        out = tracker.update(Faces(box, np.array([0.9], np.float32), keypoints=kps + [4 * i, 0]), i / FPS)
+    tid = int(out.track_ids[0])
+    seen = tracker.tracks[0].last_seen
+    pred = tracker.predict_only(7 / FPS)
+    assert pred.track_ids.tolist() == [tid] and pred.scores[0] == pytest.approx(0.9)
+    assert pred.boxes[0, 0] == pytest.approx(20 + 4 * 7, abs=2.0)  # two frames ahead
+    assert pred.keypoints[0, 0, 0] == pytest.approx(30 + 4 * 7, abs=2.0)
+    track = tracker.tracks[0]
+    assert track.state is TrackState.TRACKED and track.last_seen == seen
+    with pytest.raises(ValueError, match="decrease"):
+        tracker.predict_only(6 / FPS)
+    # a lost track is still dropped max_age_s after it was last seen
+    tracker.update(Faces(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)), 8 / FPS)
+    assert tracker.tracks[0].state is TrackState.LOST
+    assert len(tracker.predict_only(8 / FPS + tracker.config.max_age_s + 0.1)) == 0 and not tracker.tracks
+
+
+def test_every_frame_gate_never_skips():
+    gate = DetectorGate(GateConfig(mode="every-frame"))
+    tracker = Tracker()
+    img = np.zeros((120, 160, 3), np.uint8)
+    assert all(gate.decide(img, i / FPS, tracker) for i in range(20))
+    assert gate.counts["every-frame"] == 20 and gate.counts["skipped"] == 0
+
+
+def test_timing_metrics_against_truth():
+    """Time-to-first-name, entries, missed (small apart) and wrong names on a hand-made truth."""
+    from engine.bench.timing_metrics import FrameLog, reference_metrics, truth_metrics
+
+    def obj(pid, name, box, vis=1.0, enrolled=True):
+        return {"id": pid, "name": name, "enrolled": enrolled, "box": box, "box_full": box,
+                "visible_fraction": vis, "occluded": False}
+
+    a, b = [0, 0, 100, 100], [200, 200, 240, 240]  # A: 100 px, B: 40 px (small)
+    frames = [[obj(0, "A", a), obj(1, "B", b)] for _ in range(10)]
+    frames[5] = [obj(1, "B", b)]  # A leaves for one frame and comes back
+    truth = {"fps": 10.0, "frames": frames, "identities": [{"name": "A"}, {"name": "B"}]}
+    log = FrameLog()
+    for i in range(10):
+        boxes, names = [], []
+        if i != 5:
+            boxes.append(a)
+            names.append("A" if i >= 3 and i != 6 else None)  # named at 3; unnamed on the frame back in view
+        if i % 2 == 0:  # B boxed on even frames only, named wrongly at 8
+            boxes.append(b)
+            names.append("A" if i == 8 else ("B" if i >= 4 else None))
+        log.add(i, np.array(boxes, np.float32).reshape(-1, 4), tuple(names))
+    m = truth_metrics(log, truth)
+    assert m["time_to_first_name_s"] == {"A": pytest.approx(0.3), "B": pytest.approx(0.4)}
+    assert m["named_within_s"] == 2 and m["named_of"] == 2
+    assert m["entry_delays_s"] == [pytest.approx(0.3), pytest.approx(0.4), pytest.approx(0.1)]
+    assert m["truth_faces"] == 19 and m["missed"] == 5 and m["missed_small"] == 5
+    assert m["boxed_fraction_min_px"] == pytest.approx(14 / 19) and m["wrong_names"] == 1
+    # against a reference pass: A's first name at frame 3 runs back to frame 0 of the reference
+    ref = FrameLog()
+    for i in range(10):
+        ref.add(i, np.array([a, b], np.float32), (None, None))
+    r = reference_metrics(log, ref, fps=10.0)
+    assert r["time_to_first_name_s"]["A"] == pytest.approx(0.3) and r["missed"] == 6  # B on odd frames, A on frame 5
+
+
+def test_an_uncertain_prediction_is_not_carried_long(recognizer, face_patch):
+    """With the Kalman check on (default), a tracked face is not carried by prediction once its
+    centre's standard deviation passes max_position_std of its height: runs of skipped frames stay
+    short even when nothing moves; off (inf), the periodic bound alone sets them."""
+    images = _scene(face_patch, 30, enter=0)
+    runs = {}
+    for std in (0.1, float("inf")):
+        _, _, pipeline = _run(recognizer, images, GateConfig(max_skip_s=10.0, motion_threshold=255,
+                                                             max_position_std=std))
+        flags, longest, cur = pipeline.detected, 0, 0
+        for d in flags:
+            cur = 0 if d else cur + 1
+            longest = max(longest, cur)
+        runs[std] = (longest, pipeline.gate.counts["uncertain"])
+    assert runs[0.1][1] > 0 and runs[0.1][0] <= 2, runs
+    assert runs[float("inf")] == (4, 0), runs
