@@ -223,17 +223,20 @@ def _sweep(gallery, truth: dict, strangers: list[str], cfg: GroupingEvalConfig) 
 
 def _persistence(owners1: dict, truth1: dict, truth2: dict, groups: dict, strangers: list[str]) -> dict:
     """Per stranger grouped in pass 1: did every pass-1 group id it owned survive, and did its
-    pass-2 sightings join one of them (by majority)?"""
+    pass-2 sightings that are grouped at all go to one of those ids (by majority) rather than to
+    a new group? Pass-2 sightings left ungrouped (e.g. too poor) count in ``grouped``, not here."""
     per = {}
     for s in strangers:
         ids1 = {g for g, o in owners1.items() if o[0] == s}
         if not ids1:
             continue
         kept = all(any(groups.get(sid) == g for sid, who in truth1.items() if who == s) for g in ids1)
-        where = Counter(groups.get(sid) for sid, who in truth2.items() if who == s)
+        mine = [groups.get(sid) for sid, who in truth2.items() if who == s]
+        where = Counter(g for g in mine if g is not None)
         top = where.most_common(1)[0][0] if where else None
         per[s] = {"pass1_groups": sorted(ids1), "kept": kept, "pass2_joined": top in ids1,
-                  "pass2_sightings": sum(where.values())}
+                  "pass2_sightings": len(mine), "pass2_grouped": sum(where.values()),
+                  "pass2_in_pass1_groups": sum(n for g, n in where.items() if g in ids1)}
     ok = [p["kept"] and p["pass2_joined"] for p in per.values()]
     return {"strangers": len(per), "persisted": sum(ok), "rate": sum(ok) / len(ok) if ok else None, "per_stranger": per}
 
