@@ -13,11 +13,13 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMenu, QMessageBox
 
+from desktop.guard import GuardedPanel
+
 GALLERY_FILTER = "Facescope gallery (*.db *.sqlite *.facescope);;All files (*)"
 FACE_ROLE = Qt.ItemDataRole.UserRole
 
 
-class GalleryEditMixin:
+class GalleryEditMixin(GuardedPanel):
     """Edit actions of the gallery panel (needs ``gallery``, ``refresh``, ``selected_name``,
     ``select_person``, ``person_names``, ``faces_list``, ``_guard``, ``gallery_changed``)."""
 
@@ -186,8 +188,6 @@ class GalleryEditMixin:
         clicked = box.clickedButton()
         return "merge" if clicked is merge else "replace" if clicked is replace else None
 
-    def _show_error(self, title: str, text: str) -> None:
-        QMessageBox.warning(self, title, text)
 
     def _show_info(self, title: str, text: str) -> None:
         QMessageBox.information(self, title, text)

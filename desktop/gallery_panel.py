@@ -275,14 +275,6 @@ class GalleryPanel(GalleryEditMixin, QWidget):
         self.delete_face_button.setEnabled(self.faces_list.count() > 0)
 
     # ------------------------------------------------------------------ actions
-    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run a gallery call; show any engine/IO error in a message box and return None."""
-        try:
-            return fn()
-        except (FacescopeError, ValueError, KeyError, OSError) as exc:
-            log.warning("%s failed: %s", what, exc)
-            self._show_error(f"{what} failed", str(exc))
-            return None
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)

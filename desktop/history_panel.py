@@ -26,14 +26,13 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.guard import GuardedPanel
 from desktop.people_common import CROP, ask_person, decode_in_pool, short_source, thumb, when
-from engine.errors import FacescopeError
 
 log = logging.getLogger(__name__)
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -44,7 +43,7 @@ RANGES = (("Last hour", 3600.0), ("Last 24 hours", 86400.0), ("Last 7 days", 7 *
           ("Last 30 days", 30 * 86400.0), ("Any time", None))
 
 
-class HistoryPanel(QWidget):
+class HistoryPanel(GuardedPanel, QWidget):
     """``gallery_changed()`` after an enrolment or a correction made here; ``message(str)`` notes."""
 
     gallery_changed = Signal()
@@ -288,16 +287,7 @@ class HistoryPanel(QWidget):
         return menu
 
     # ------------------------------------------------------------------ dialogs (overridable in tests)
-    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except (FacescopeError, ValueError, KeyError, OSError) as exc:
-            log.warning("%s failed: %s", what, exc)
-            self._show_error(f"{what} failed", str(exc))
-            return None
 
     def _ask_name(self, title: str, label: str, names: list[str], default: str) -> str | None:
         return ask_person(self, title, label, names, default)
 
-    def _show_error(self, title: str, text: str) -> None:
-        QMessageBox.warning(self, title, text)

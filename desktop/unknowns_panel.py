@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -33,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.group_tile import GroupTile
+from desktop.guard import GuardedPanel
 from desktop.people_common import ask_person, decode_in_pool
-from engine.errors import FacescopeError
 
 log = logging.getLogger(__name__)
 SHOW_K = 5  # crops per tile
@@ -43,7 +40,7 @@ BUSY_SHARE = 50  # automatic regroups keep the GUI thread's share of their cost 
 PAGE = 24  # tiles built per page: ~5 ms each on a busy 2-core CPU, so thousands of groups never block
 
 
-class UnknownsPanel(QWidget):
+class UnknownsPanel(GuardedPanel, QWidget):
     """Tiles of the session's unknown groups. ``gallery_changed()`` after a group was named (a
     person was created or got faces); ``message(str)`` short notes for the status bar."""
 
@@ -259,17 +256,8 @@ class UnknownsPanel(QWidget):
         return bool(ok)
 
     # ------------------------------------------------------------------ dialogs (overridable in tests)
-    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except (FacescopeError, ValueError, KeyError, OSError) as exc:
-            log.warning("%s failed: %s", what, exc)
-            self._show_error(f"{what} failed", str(exc))
-            return None
 
     def _ask_name(self, title: str, label: str, names: list[str], default: str) -> str | None:
         return ask_person(self, title, label, names, default)
 
-    def _show_error(self, title: str, text: str) -> None:
-        QMessageBox.warning(self, title, text)
 

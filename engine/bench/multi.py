@@ -30,9 +30,9 @@ import numpy as np
 from engine.bench.pipeline import Scorer
 from engine.capture import CaptureConfig
 from engine.multi import MultiSource, SourceSettings
-from engine.multi.video import native_fps
 from engine.pipeline import STAGES, Pipeline, PipelineConfig
 from engine.recognizer import Recognizer
+from engine.util.video import native_fps
 
 SAMPLE_S = 0.2
 _CAPTURE_PREFIXES = ("facescope-capture[", "facescope-capture-io[")

@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
 from engine.cli.enroll_cmd import open_gallery
-from engine.cli.run_cmd import native_fps
 from engine.draw import draw_faces
 from engine.errors import FacescopeError
 from engine.resources import demo_dir
+from engine.util.video import native_fps
 
 DEMO_DIR = demo_dir()  # resources/demo of a checkout, or the installed facescope_resources
 DEMO_VIDEO = DEMO_DIR / "megamind.avi"

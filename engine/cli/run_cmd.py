@@ -5,9 +5,6 @@ import argparse
 import json
 import time
 from contextlib import ExitStack
-from pathlib import Path
-
-import cv2
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
 from engine.cli.gate_args import add_gate_args, gate_config
@@ -50,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.pipeline import Pipeline, PipelineConfig
     from engine.sightings import SightingCollector, SightingConfig
     from engine.sightings import store as sighting_store
+    from engine.util.video import native_fps, open_writer
 
     if is_multi(args):
         return run_multi(args)
@@ -107,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                     print(f"frame {frame.index}: track {ev.track_id} is {ev.name or 'unknown'}")
             if args.out:
                 if writer is None:
-                    writer = _open_writer(args.out, frame.image.shape, native_fps(spec) or capture.stats().fps or 25.0)
+                    writer = open_writer(args.out, frame.image.shape, native_fps(spec) or capture.stats().fps or 25.0)
                     stack.callback(writer.release)
                 writer.write(draw_faces(frame.image, result.faces, keypoints=args.draw_keypoints,
                                         landmarks=args.draw_landmarks))
@@ -128,22 +126,3 @@ def run(args: argparse.Namespace) -> int:
     if args.gallery and not args.no_sightings:
         print(f"{sightings} sightings recorded in {args.gallery}")
     return 0
-
-
-def native_fps(spec) -> float | None:
-    """A video file's own frame rate (so the annotated copy plays at the right speed)."""
-    if spec.kind != "file":
-        return None
-    cap = cv2.VideoCapture(str(spec.value))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return float(fps) if 0.5 <= fps <= 1000 else None
-
-
-def _open_writer(path: str, shape: tuple, fps: float) -> cv2.VideoWriter:
-    fourcc = "mp4v" if Path(path).suffix.lower() == ".mp4" else "MJPG"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (shape[1], shape[0]))
-    if not writer.isOpened():
-        raise FacescopeError(f"cannot write video {path}")
-    return writer

@@ -83,9 +83,9 @@ def run_multi(args: argparse.Namespace) -> int:
     from engine.events_out.cli import open_publisher
     from engine.events_out.payload import slug
     from engine.multi import MultiEventLog, MultiSource, multi_pipeline_config
-    from engine.multi.video import native_fps, open_writer
     from engine.sightings import SightingCollector, SightingConfig
     from engine.sightings import store as sighting_store
+    from engine.util.video import native_fps, open_writer
 
     settings = sources_from_args(args)
     out_dir = Path(args.out) if args.out else None

@@ -1,4 +1,4 @@
-"""Video-file helpers of several-sources runs: a file's own frame rate, an annotated-video writer."""
+"""Video-file helpers: a file's own frame rate, an annotated-video writer (run, demo, several-sources runs)."""
 from __future__ import annotations
 
 from pathlib import Path
