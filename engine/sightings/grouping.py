@@ -27,9 +27,9 @@ class GroupingConfig:
     (2,899 images of 423 people as sightings) 0.5 mixes two people in 10 of 414 groups
     (purity 0.977), 0.40 in 2 of 422 (purity 0.9993) while still grouping 96.7 % of the images,
     one group per person (README, "People"). End to end (``facescope eval grouping``, seeds 0-2,
-    9 strangers on clips) 0.40 gives one pure group per stranger; 0.45 and 0.50 group one more
-    stranger after a first pass of 3 visits (8/9 vs 7/9), 0.35 three fewer: too few strangers to
-    trade LFW's purity for it, so 0.40 stays. ``min_quality``: sightings whose
+    9 strangers on clips) 0.40 gives one pure group per stranger, all 9 after two passes; after
+    the first pass (3 sightings each) 7/9, where 0.45 and 0.50 give 9/9 and 0.35 6/9, all pure:
+    too few strangers to trade LFW's purity for that, so 0.40 stays. ``min_quality``: sightings whose
     best frame is poorer are left out (blurred or tiny faces bridge different people).
     ``suggest_within``: a group whose centroid's best gallery match lies this far below the
     match threshold is shown with "is this X?"."""
