@@ -24,6 +24,7 @@ from engine.live import LiveSession, realtime_recognizer
 from engine.util.rate import RateMeter
 
 log = logging.getLogger(__name__)
+SIGHTINGS_MS = 1000  # how often the finished sightings are taken from the worker's queue
 default_recognizer = realtime_recognizer  # the real-time preset (tests and older callers use this name)
 
 
@@ -105,6 +106,15 @@ class MainWindow(GalleryFileMixin, QMainWindow):
         sb.addPermanentWidget(self.fps_label)
         sb.addPermanentWidget(self.faces_label)
         self._note_timer = QTimer(self, singleShot=True, timeout=lambda: self.note_label.setText(""))
+        # The worker queues every finished sighting for this thread; the window drains and writes
+        # them itself when no people panel does (else the queue grows for as long as a source runs).
+        self._sightings_timer = QTimer(self, interval=SIGHTINGS_MS, timeout=self._flush_sightings)
+        self._sightings_timer.start()
+
+    def _flush_sightings(self) -> None:
+        # with the people panels attached, their timer (people_docks) writes them: left to it
+        if self.session.gallery is not None and getattr(self, "people_timer", None) is None:
+            self.session.flush_sightings()  # written every SightingConfig.flush_every_s; cheap otherwise
 
     def notify(self, message: str, timeout_ms: int = 0) -> None:
         """A short message next to the state (cleared after ``timeout_ms``; 0 = until the next one)."""
