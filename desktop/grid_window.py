@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QInputDialog, QLabel, QMainWindow, QMessageBox, QW
 from desktop.grid_view import SourceGrid
 from desktop.pool import run_in_pool
 from engine.capture import CaptureConfig
+from engine.live_enrolment import store_samples
 from engine.multi import MultiSource, Roi, SourceSettings, multi_pipeline_config, unique_names
 from engine.sightings import SightingCollector, SightingConfig
 from engine.sightings import store as sighting_store
@@ -214,12 +215,11 @@ class GridWindow(QMainWindow):
             del self._enrolling[key]
             emb, crop, quality = found
             try:
-                self.gallery.enroll(name, emb[None, :], crops=[crop], qualities=[quality], sources=[source])
-                pids, _, sims = self.gallery.index.search(emb[None, :])
+                pid, sim = store_samples(self.gallery, name, emb[None, :], [crop], [quality], [source])
             except Exception as exc:  # noqa: BLE001 - a failed enrolment is a message, not a crash
                 QMessageBox.warning(self, "Enrol", f"enrolment failed: {type(exc).__name__}: {exc}")
                 continue
-            pid, sim, pipeline = int(pids[0]), float(sims[0]), self.runner.pipeline(source)
+            pipeline = self.runner.pipeline(source)
             self.runner.post(lambda pl=pipeline, t=key[1], p=pid, s=sim, q=quality: pl.assign_identity(t, p, s, q))
             self.statusBar().showMessage(f"enrolled face #{key[1]} on {source} as {name}", 5000)
 
@@ -233,5 +233,4 @@ def _embedded(result, track_id: int):
     if hits.size == 0:
         return None
     i = int(hits[0])
-    return (np.asarray(ef.faces.embeddings[i], np.float32), ef.crops[i],
-            float(np.clip(ef.qualities[i], 0.0, 1.0)))
+    return np.asarray(ef.faces.embeddings[i], np.float32), ef.crops[i], float(ef.qualities[i])

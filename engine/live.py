@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.live_enrolment import FIRST_SAMPLE_S, TRACK_LOST_S, Enrolment, Sample, enrol_image_files
+from engine.live_enrolment import FIRST_SAMPLE_S, TRACK_LOST_S, Enrolment, Sample, enrol_image_files, store_samples
 from engine.live_people import PeopleMixin
 from engine.pipeline import FrameResult, Pipeline, PipelineConfig, realtime_config
 from engine.sightings import Sighting, SightingCollector, SightingConfig
@@ -327,17 +327,15 @@ class LiveSession(PeopleMixin):
             return
         try:
             s = job.samples
-            self.gallery.enroll(job.name, np.stack([x.embedding for x in s]).astype(np.float32),
-                                crops=[x.crop for x in s], qualities=[float(np.clip(x.quality, 0, 1)) for x in s],
-                                sources=[x.source for x in s])
-            pids, _, sims = self.gallery.index.search(s[0].embedding[None, :])
+            pid, sim = store_samples(self.gallery, job.name, np.stack([x.embedding for x in s]),
+                                     [x.crop for x in s], [x.quality for x in s], [x.source for x in s])
         except Exception as exc:  # noqa: BLE001 - the caller shows it; the session stays usable
             job.status, job.message = "failed", f"enrolment failed: {type(exc).__name__}: {exc}"
             return
-        job.person_id, job.status = int(pids[0]), "done"
+        job.person_id, job.status = pid, "done"
         n = f"{len(s)} frames of " if job.k > 1 else ""
         job.message = f"enrolled {n}face #{tid} as {job.name}"
-        sim, quality = float(sims[0]), s[0].quality
+        quality = s[0].quality
 
         def assign() -> None:
             if self.pipeline is not None:

@@ -64,6 +64,18 @@ class Enrolment:
         return self.samples[-1].quality if len(self.samples) >= self.k else -np.inf
 
 
+def store_samples(gallery, name: str, embeddings: np.ndarray, crops, qualities, sources) -> tuple[int, float]:
+    """Enrol ``embeddings`` (K, D) with their crops, qualities and source texts under ``name`` in
+    one transaction (owner thread); returns (person id, similarity of the first sample to its
+    person) for assigning the live track at once. The live session and the several-sources
+    window both enrol a clicked face this way."""
+    emb = np.asarray(embeddings, np.float32)
+    gallery.enroll(name, emb, crops=list(crops), qualities=[float(np.clip(q, 0, 1)) for q in qualities],
+                   sources=list(sources))
+    pids, _, sims = gallery.index.search(emb[:1])
+    return int(pids[0]), float(sims[0])
+
+
 def enrol_image_files(gallery, recognizer, paths, name: str) -> tuple[int, list[str]]:
     """Enrol the largest face of each image file as ``name`` in one transaction.
 
