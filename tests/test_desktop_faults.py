@@ -184,7 +184,8 @@ def test_stage_exception_is_shown_and_the_source_restarts(qtbot, tmp_path, recog
         assert "injected fault" in win.state_label.text() and win.state_label.text().startswith("error")
         boxes = _visible_boxes()
         assert len(boxes) == 1 and "injected fault" in boxes[0].text() and "Traceback" not in boxes[0].text()
-        qtbot.waitUntil(lambda: not win.controller.running, timeout=WAIT_MS)
+        # the thread stops first; the window hears of it through the thread's queued finished signal
+        qtbot.waitUntil(lambda: not win.controller.running and not win.stop_action.isEnabled(), timeout=WAIT_MS)
         # the window stays usable: the gallery answers, the actions work, the source restarts
         assert win.isVisible() and win.session.gallery is not None and win.session.gallery.persons() == []
         assert win.start_action.isEnabled() and not win.stop_action.isEnabled()
