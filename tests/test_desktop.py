@@ -413,7 +413,9 @@ def test_enrolling_on_the_frozen_last_frame_draws_it_known(qtbot, tmp_path, reco
     win.show()
     qtbot.waitExposed(win)
     assert win.start(str(DEMO))
-    qtbot.waitUntil(lambda: not win.controller.running and win.latest is not None, timeout=WAIT_MS)
+    # the window hears the worker stop through the thread's queued finished signal (Stop disabled then)
+    qtbot.waitUntil(lambda: not win.controller.running and not win.stop_action.isEnabled()
+                    and win.latest is not None, timeout=WAIT_MS)
     r = win.latest
     assert (r.faces.track_ids >= 0).any() and all(n is None for n in r.faces.names)
     tid = int(r.faces.track_ids[r.faces.track_ids >= 0][0])
