@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +38,8 @@ from desktop.people_common import CROP, ask_person, decode_in_pool, short_source
 log = logging.getLogger(__name__)
 ID_ROLE = Qt.ItemDataRole.UserRole
 LIMIT = 200  # rows shown at most (newest first)
-ICON_CACHE = 2000  # decoded crops kept (~13 KB each)
+ICON_CACHE = 2 * LIMIT  # decoded crops kept, least recently shown dropped first (56x56 pixmaps, ~13 KB each):
+# a bound near what is shown, since new sightings arrive all day (2000 kept: +26 MB before the old clear-all)
 ALL, UNKNOWN = "All people", "Unknown only"
 RANGES = (("Last hour", 3600.0), ("Last 24 hours", 86400.0), ("Last 7 days", 7 * 86400.0),
           ("Last 30 days", 30 * 86400.0), ("Any time", None))
@@ -56,7 +58,7 @@ class HistoryPanel(GuardedPanel, QWidget):
         self.similar_to: int | None = None  # showing "similar to" this sighting instead of the filter
         self.last_refresh_ms = 0.0
         self._seen_written = -1
-        self._icons: dict[tuple, QIcon] = {}  # (sighting id, first_seen) -> its crop's icon
+        self._icons: OrderedDict[tuple, QIcon] = OrderedDict()  # (sighting id, first_seen) -> its crop's icon
         self.person_combo = QComboBox()
         self.person_combo.addItems([ALL, UNKNOWN])
         self.source_edit = QLineEdit(placeholderText="Source contains…", clearButtonEnabled=True)
@@ -168,6 +170,7 @@ class HistoryPanel(GuardedPanel, QWidget):
             item.setData(ID_ROLE, r.id)
             item.setToolTip(f"sighting {r.id}, quality {r.quality:.2f}\n{r.source}")
             if (r.id, r.first_seen) in self._icons:  # a crop never changes: decoded once per sighting
+                self._icons.move_to_end((r.id, r.first_seen))
                 item.setIcon(self._icons[r.id, r.first_seen])
             self.list.addItem(item)
             self.rows[r.id] = r
@@ -189,9 +192,9 @@ class HistoryPanel(GuardedPanel, QWidget):
                       if (r.id, r.first_seen) not in self._icons}
 
     def _crops_ready(self, images: dict) -> None:
-        if len(self._icons) > ICON_CACHE:
-            self._icons.clear()
         self._icons.update((key, QIcon(thumb(img))) for key, img in images.items())
+        while len(self._icons) > ICON_CACHE:
+            self._icons.popitem(last=False)
         for i in range(self.list.count()):
             item = self.list.item(i)
             icon = self._icons.get((item.data(ID_ROLE), self.rows[item.data(ID_ROLE)].first_seen))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 _alive: set[QObject] = set()  # relays waiting for their task (Qt does not keep Python objects alive)
 
@@ -17,20 +17,6 @@ _alive: set[QObject] = set()  # relays waiting for their task (Qt does not keep 
 class _Relay(QObject):
     done = Signal(object)
     failed = Signal(str)
-
-
-class _Task(QRunnable):
-    def __init__(self, fn: Callable[[], object], relay: _Relay) -> None:
-        super().__init__()
-        self.fn, self.relay = fn, relay
-
-    def run(self) -> None:
-        try:
-            result = self.fn()
-        except Exception as exc:  # noqa: BLE001 - any worker error is shown by the GUI, never raised into Qt
-            self.relay.failed.emit(f"{type(exc).__name__}: {exc}")
-        else:
-            self.relay.done.emit(result)
 
 
 def run_in_pool(fn: Callable[[], object], on_done: Callable[[object], None],
@@ -48,4 +34,16 @@ def run_in_pool(fn: Callable[[], object], on_done: Callable[[object], None],
     relay.failed.connect(on_error)
     relay.done.connect(finish)
     relay.failed.connect(finish)
-    QThreadPool.globalInstance().start(_Task(fn, relay))
+    def job() -> None:
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - any worker error is shown by the GUI, never raised into Qt
+            relay.failed.emit(f"{type(exc).__name__}: {exc}")
+        else:
+            relay.done.emit(result)
+
+    # A plain callable, not a QRunnable subclass: PySide6 6.11 keeps the Python wrappers of some
+    # finished QRunnable subclasses alive for good (~14 % of the people panels' crop decodes in a
+    # GUI soak), each with its function and so its payload (a decode's JPEG bytes); a callable
+    # handed to start() is released after its run (measured: 0 kept in 2,000 tasks)
+    QThreadPool.globalInstance().start(job)

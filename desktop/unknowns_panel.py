@@ -97,16 +97,19 @@ class UnknownsPanel(GuardedPanel, QWidget):
         if s.sightings_written != self._seen_written:
             self._seen_written = s.sightings_written
             self._want_regroup = True
-        if self._want_regroup and not s.regrouping and time.monotonic() >= self._next_regroup:
-            self.regroup()
+        shown = False
+        # the applied regroup is shown before the next one starts: the other way round, with
+        # sightings written at every tick, a regroup was always running and the tiles never refreshed
         if s.last_regroup is not self._seen_regroup and not s.regrouping:
             self.refresh()
             # what this cycle held the GUI thread (snapshot + apply + refresh) sets the pause before
             # the next automatic one: at most 1/BUSY_SHARE of the GUI thread (20,000 sightings: ~1 min)
             held = getattr(s, "regroup_blocked_s", 0.0) + self.last_refresh_ms / 1000.0
             self._next_regroup = time.monotonic() + held * BUSY_SHARE
-            return True
-        return False
+            shown = True
+        if self._want_regroup and not s.regrouping and time.monotonic() >= self._next_regroup:
+            self.regroup()
+        return shown
 
     def regroup(self) -> bool:
         """Ask the session for a background regroup (the groups show again when it is applied)."""

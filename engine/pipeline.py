@@ -23,6 +23,7 @@ from engine.gallery.index import classify
 from engine.recognizer import Recognizer
 from engine.records import NO_ID, STATUS_CONFIRMED, STATUS_PROBABLE, STATUS_UNKNOWN, Faces
 from engine.track import EmbedPolicy, IdentityBook, IdentityConfig, PolicyConfig, Tracker, TrackerConfig, face_quality
+from engine.track.bytetrack import TrackState
 from engine.track.gating import DetectorGate, GateConfig
 from engine.track.identity import renumber
 from engine.util.stages import StageTimer
@@ -202,7 +203,7 @@ class Pipeline:
         # fast this machine processes them), on capture time for live sources.
         clock = frame.pts_s if frame.pts_s is not None else frame.timestamp
         with timer("detect"):  # skipped when nothing changed: the tracker predicts (engine.track.gating)
-            detected = self.gate.decide(image, clock, self.tracker)
+            detected = self.gate.decide(image, clock, self.tracker, self._waiting())
             faces = rec.detect(image) if detected else None
         if self.face_filter is not None and detected:  # per-source region of interest / minimum size, before tracking
             faces = self.face_filter(faces, image.shape[:2])
@@ -218,7 +219,9 @@ class Pipeline:
         with timer("track"):
             quality = face_quality(faces, image.shape)
             if len(faces) and detected:  # a predicted box is not embedded: it waits for a detection
-                need = self.policy.select(faces, quality, clock, self.book.decided(faces.track_ids))
+                tids = faces.track_ids
+                need = self.policy.select(faces, quality, clock, self.book.decided(tids),
+                                          np.array([self.book.label(t)[0] >= 0 for t in tids.tolist()], bool))
                 if self._wanted:
                     floor = np.array([self._wanted.get(int(t), np.inf) for t in faces.track_ids])
                     need |= quality > floor
@@ -295,6 +298,11 @@ class Pipeline:
         self._wanted.pop(old, None)
         self._alive = (self._alive - {old}) | {new}
         return new
+
+    def _waiting(self) -> bool:
+        """Does a tracked face wait for its first embedding (the detector gate then detects)?"""
+        return any(t.state is TrackState.TRACKED and self.policy.embedded(t.track_id) is None
+                   for t in self.tracker.tracks)
 
     def _forget_dead_tracks(self) -> None:
         alive = {int(t) for t in self.tracker.track_ids()}

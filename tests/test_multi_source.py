@@ -129,6 +129,47 @@ def test_two_sources_tagged_batched_with_one_recognizer(clips, recognizer, galle
         assert runner.latest(name) is results[-1]
 
 
+def test_two_frames_of_a_round_begin_on_two_threads(clips, recognizer, gallery):
+    """In a round with frames of both sources, one frame's detection/tracking/alignment runs on
+    the engine's helper thread while the other's runs on the engine thread; the results are
+    those of running them one after the other (same faces and names on every frame)."""
+    import threading
+
+    from engine.capture import CaptureConfig
+    from engine.multi import MultiSource, SourceSettings
+    from engine.multi import runner as runner_mod
+
+    def run(helpers: int):
+        runner_mod.BEGIN_HELPERS, saved = helpers, runner_mod.BEGIN_HELPERS
+        try:
+            runner = MultiSource(recognizer, [SourceSettings(str(c.path)) for c in clips], gallery.index,
+                                 capture_config=CaptureConfig(realtime=False))
+            threads: set[str] = set()
+            for s in runner._sources:
+                real = s.pipeline.begin
+
+                def spy(frame, wait_ms=0.0, real=real):
+                    threads.add(threading.current_thread().name)
+                    return real(frame, wait_ms)
+
+                s.pipeline.begin = spy
+            out = {}
+            with runner:
+                assert runner.wait_started()
+                for rnd in runner.rounds():
+                    for sr in rnd.results:
+                        out[sr.source, sr.result.frame.index] = (len(sr.faces), sr.faces.names)
+            return out, threads
+        finally:
+            runner_mod.BEGIN_HELPERS = saved
+
+    parallel, threads = run(1)
+    assert any(t.startswith("facescope-engine-helper") for t in threads) and len(threads) == 2, threads
+    serial, threads = run(0)
+    assert len(threads) == 1
+    assert parallel == serial and len(parallel) == 2 * FRAMES
+
+
 def test_roi_drops_faces_whose_centre_is_outside(clips, recognizer):
     from engine.capture import CaptureConfig
     from engine.multi import MultiSource, Roi, SourceSettings

@@ -159,3 +159,45 @@ def test_the_second_background_regroup_is_incremental(gallery, faces):  # noqa: 
     assert summary["moved"] == 1 and group_of(g, late) == group_of(g, ids["Tony_Blair"])
     assert session._pairs[1] is not kept and set(late) <= set(session._pairs[1].ids.tolist())
     assert unknowns.regroup(g)["moved"] == 0  # a full regroup agrees
+
+
+def test_earlier_pairs_are_the_upper_pairs_when_uncapped():
+    from engine.sightings.grouping import earlier_pairs, unit_rows, upper_pairs
+
+    rng = np.random.default_rng(5)
+    x = unit_rows(rng.standard_normal((40, 8)).astype(np.float32)[rng.integers(0, 40, 1100)]
+                  + 0.3 * rng.standard_normal((1100, 8)).astype(np.float32))
+    a = sorted(zip(*[v.tolist() for v in earlier_pairs(x, 0.6, None)[:2]], strict=True))
+    b = sorted(zip(*[v.tolist() for v in upper_pairs(x, 0.6)[:2]], strict=True))
+    assert a == b and len(a) > 10_000
+
+
+def test_one_stranger_seen_thousands_of_times_keeps_a_bounded_number_of_pairs():
+    """Every sighting of one frequent stranger is a neighbour of every other: all pairs grow with
+    the square (2,000 sightings: 2 million pairs); capped, at most 32 per sighting, the groups stay
+    those of the exact rule, and the incremental regroup keeps the bound."""
+    from engine.sightings import regrouping
+    from engine.sightings.grouping import GroupingConfig, unit_rows
+
+    rng = np.random.default_rng(8)
+    d, n = 64, 2000
+    centres = unit_rows(rng.standard_normal((3, d)).astype(np.float32))
+    who = np.r_[np.zeros(n - 60, int), np.ones(30, int), np.full(30, 2)]  # one frequent stranger, two rare
+    rng.shuffle(who)
+    x = unit_rows(centres[who] + 0.05 * rng.standard_normal((n, d)).astype(np.float32))
+    ids = np.arange(n)
+
+    def snap(k):
+        return regrouping.Snapshot(ids[:k], np.full(k, -1), np.ones(k, np.float32), x[:k], {}, {},
+                                   np.zeros(0, np.int64), np.zeros((0, d), np.float32), 1)
+
+    exact = regrouping.compute(snap(n), GroupingConfig(max_neighbours=None))
+    capped = regrouping.compute(snap(n))
+    assert len(exact.pairs.a) > n * (n - 60) // 2 * 0.9  # quadratic without the cap
+    assert len(capped.pairs.a) <= 32 * n
+    assert partition(capped.group) == partition(exact.group) and len(partition(exact.group)) == 3
+    first = regrouping.compute(snap(1500))
+    step = regrouping.compute(snap(n), pairs=first.pairs)
+    assert len(step.pairs.a) <= 32 * n and partition(step.group) == partition(exact.group)
+    with pytest.raises(ValueError, match="max_neighbours"):
+        GroupingConfig(max_neighbours=2)

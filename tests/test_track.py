@@ -383,6 +383,33 @@ def test_policy_refresh_timing():
     assert policy.select(named, q, 1.0).tolist() == [False, True]
 
 
+def test_policy_named_face_alone_is_refreshed_less_often():
+    """A named, decided, good face with no face near it waits ``alone_refresh_s``; two faces
+    close together (where tracks can swap people), a settled unknown and a poor face keep
+    ``refresh_s``."""
+    cfg = PolicyConfig(refresh_s=2.0, alone_refresh_s=5.0, near=0.5, alone_quality=0.6, max_per_frame=None)
+    policy = EmbedPolicy(cfg)
+    # 60 px boxes: 1 alone at x=100; 2 and 3 side by side (touching); 4 alone, unknown; 5 alone, poor
+    faces = frame([box(100, 100), box(400, 100), box(460, 100), box(700, 400), box(1000, 100)],
+                  track_ids=[1, 2, 3, 4, 5], identities=[A, A, B, -1, B])
+    q = np.array([0.8, 0.8, 0.8, 0.8, 0.4])
+    decided = np.ones(5, bool)
+    named = np.array([True, True, True, False, True])
+    policy.mark_embedded([1, 2, 3, 4, 5], q, 0.0)
+    assert policy.select(faces, q, 1.9, decided, named).tolist() == [False] * 5
+    assert policy.select(faces, q, 2.0, decided, named).tolist() == [False, True, True, True, True]
+    assert policy.select(faces, q, 5.0, decided, named).tolist() == [True] * 5
+    # the identity book's label, not faces.identities, says who is named when given
+    assert policy.select(faces, q, 2.0, decided, np.zeros(5, bool)).tolist() == [True] * 5
+    same = EmbedPolicy(PolicyConfig(refresh_s=2.0, alone_refresh_s=2.0, max_per_frame=None))
+    same.mark_embedded([1, 2, 3, 4, 5], q, 0.0)
+    assert same.select(faces, q, 2.0, decided, named).all()  # alone_refresh_s = refresh_s: the old rule
+    with pytest.raises(ValueError):
+        PolicyConfig(alone_refresh_s=-1.0)
+    with pytest.raises(ValueError):
+        policy.select(faces, q, 6.0, decided, named[:3])
+
+
 def test_policy_quality_gain():
     policy = EmbedPolicy(PolicyConfig(quality_gain=0.15, refresh_s=10.0))
     faces = tracked([1])

@@ -32,16 +32,27 @@ class GroupingConfig:
     too few strangers to trade LFW's purity for that, so 0.40 stays. ``min_quality``: sightings whose
     best frame is poorer are left out (blurred or tiny faces bridge different people).
     ``suggest_within``: a group whose centroid's best gallery match lies this far below the
-    match threshold is shown with "is this X?"."""
+    match threshold is shown with "is this X?". ``max_neighbours``: each sighting keeps its pairs
+    with its most similar *earlier* sightings, this many at most (None: all). All pairs grow with
+    the square of one stranger's sightings: a stranger seen 20,000 times (the size cap) is 200
+    million pairs, 4 GB held between regroups; capped, at most K x max_neighbours pairs (12.8 MB
+    at 20,000 x 32). The core rule stays exact for a point with >= min_samples neighbours among
+    its earlier ones or its later ones' top 32; a cluster could only split where every link
+    between two dense halves lies outside the top 32 of its later end."""
 
     min_samples: int = 3
     max_distance: float = 0.40
     min_quality: float = 0.3
     suggest_within: float = 0.1
+    max_neighbours: int | None = 32
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_samples, int) or self.min_samples < 1:
             raise ValueError(f"GroupingConfig.min_samples must be an int >= 1, got {self.min_samples!r}")
+        m = self.max_neighbours
+        if m is not None and (not isinstance(m, int) or isinstance(m, bool) or m < self.min_samples):
+            raise ValueError(f"GroupingConfig.max_neighbours must be None or an int >= min_samples "
+                             f"({self.min_samples}), got {m!r}")
         for name, lo, hi in (("max_distance", 0.0, 2.0), ("min_quality", 0.0, 1.0), ("suggest_within", 0.0, 2.0)):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
@@ -87,6 +98,37 @@ def upper_pairs(x: np.ndarray, floor: float, rows: np.ndarray | None = None) -> 
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s)
+
+
+def earlier_pairs(x: np.ndarray, floor: float, limit: int | None,
+                  rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's pairs with *earlier* rows (lower index) of cosine >= ``floor``, its ``limit``
+    most similar at most (None: all): (i, j, sims) with i < j, j the row. ``rows``: only these
+    rows' pairs (new points; their pairs with later rows belong to those later rows). The same
+    pairs as :func:`upper_pairs` when ``limit`` is None or never reached."""
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows, np.int64)
+    out_i, out_j, out_s = [], [], []
+    for a in range(0, len(rows), _BLOCK):
+        r = rows[a:a + _BLOCK]
+        width = int(r.max()) if len(r) else 0
+        if width == 0:
+            continue
+        s = x[r] @ x[:width].T  # (b, width); columns at or after a row's own index are not earlier
+        s[np.arange(width)[None, :] >= r[:, None]] = -np.inf
+        hit = s >= floor
+        many = np.zeros(len(r), bool) if limit is None else hit.sum(axis=1) > limit
+        if many.any():  # those rows keep their `limit` best (argpartition only where needed)
+            top = np.argpartition(-s[many], limit - 1, axis=1)[:, :limit]
+            hit[many] = False
+            hit[np.flatnonzero(many)[:, None], top] = True
+        ri, col = np.nonzero(hit)
+        out_i.append(col)
+        out_j.append(r[ri])
+        out_s.append(s[ri, col])
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
+            np.concatenate(out_s).astype(np.float32))
 
 
 def dbscan(embeddings: np.ndarray, max_distance: float, min_samples: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from scipy.sparse import coo_matrix
 from engine.gallery.codec import blobs_to_matrix, embedding_to_blob, utc_now
 from engine.gallery.schema import write_transaction
 
-from .grouping import NOISE, GroupingConfig, cluster, stable_ids, unit_rows, upper_pairs
+from .grouping import NOISE, GroupingConfig, cluster, earlier_pairs, stable_ids, unit_rows
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,14 @@ class PairCache:
     """The neighbour pairs of the last grouping, so that the next one only compares the new
     sightings with the others (an (n, K) product instead of (K, K)) and gives the same result.
     ``a``/``b``/``s``: pairs of sighting ids (each pair once) with their cosine >= 1 - max_distance,
+    each sighting's ``max_neighbours`` best with earlier ones (:func:`grouping.earlier_pairs`),
     over ``ids``: the sightings of quality >= ``min_quality`` then. Pairs never change (a stored
-    embedding never does); sightings that are gone drop their pairs."""
+    embedding never does); sightings that are gone drop their pairs (a sighting that lost a
+    capped neighbour that way does not take its next best until a full regroup)."""
 
     max_distance: float
     min_quality: float
+    max_neighbours: int | None
     ids: np.ndarray
     a: np.ndarray
     b: np.ndarray
@@ -104,13 +107,15 @@ def neighbours(snap: Snapshot, cfg: GroupingConfig, cache: PairCache | None = No
     pairs still present plus those of the sightings it did not have."""
     eligible = snap.quality >= cfg.min_quality
     ids, x = snap.ids[eligible], snap.embeddings[eligible]
-    floor = 1.0 - cfg.max_distance
-    if cache is None or (cache.max_distance, cache.min_quality) != (cfg.max_distance, cfg.min_quality):
-        i, j, s = upper_pairs(x, floor)
-        return PairCache(cfg.max_distance, cfg.min_quality, ids, ids[i], ids[j], s)
+    floor, settings = 1.0 - cfg.max_distance, (cfg.max_distance, cfg.min_quality, cfg.max_neighbours)
+    new = np.flatnonzero(~np.isin(ids, cache.ids)) if cache is not None else None
+    if (cache is None or (cache.max_distance, cache.min_quality, cache.max_neighbours) != settings
+            or (len(new) and len(cache.ids) and ids[new].min() < cache.ids.max())):  # an older one joined: all
+        i, j, s = earlier_pairs(x, floor, cfg.max_neighbours)
+        return PairCache(*settings, ids, ids[i], ids[j], s)
     keep = np.isin(cache.a, ids) & np.isin(cache.b, ids)
-    i, j, s = upper_pairs(x, floor, rows=np.flatnonzero(~np.isin(ids, cache.ids)))
-    return PairCache(cfg.max_distance, cfg.min_quality, ids, np.concatenate([cache.a[keep], ids[i]]),
+    i, j, s = earlier_pairs(x, floor, cfg.max_neighbours, rows=new)
+    return PairCache(*settings, ids, np.concatenate([cache.a[keep], ids[i]]),
                      np.concatenate([cache.b[keep], ids[j]]), np.concatenate([cache.s[keep], s]))
 
 

@@ -13,14 +13,23 @@ detector is skipped.
 * ``changed``: the previous detection changed the picture the tracker had: a track started,
   a tracked face was missed, or a track's predicted box fell below ``min_iou`` with the box
   detected (a poorly predicted track); then the next ``burst_frames`` frames are detected too;
-* ``uncertain``: a tracked face's Kalman position uncertainty (standard deviation of its centre,
-  the larger of x and y) exceeds ``max_position_std`` of its box height: a young track whose
-  velocity is still unknown, or one carried by prediction for too long. With the default 0.1
-  a face is carried over 1-2 frames at most (the filter's process noise grows the deviation
-  from ~0.05 to ~0.11 heights in 2 frames, ~0.16 in 4). Measured on the 1920x1080 clip with
-  32-48 px faces wandering up to ~4 px a frame: without this check (inf), carrying faces up
-  to 4 frames lost some at the next detection (10 id switches in 300 frames against 0 with
-  detection on every frame); with it, 1;
+* ``waiting``: a tracked face has never been embedded (only a detected frame is embedded, so
+  its name would otherwise wait for a detection the other rules would skip);
+* ``uncertain``: a tracked face's predicted centre may be off by more than ``max_position_std``
+  of its box height on this frame. For a track with ``error_samples`` detections compared
+  with their predictions, that is its *measured* prediction error: at each detection the
+  distance between the predicted and the detected centre, in box heights per frame of
+  prediction, kept as a slowly decaying maximum (x 0.8 per detection), times the frames
+  since the last detection plus this one. A face that moves as predicted (or stands still)
+  is carried to the periodic bound; one that wanders (small faces jittering a few pixels a
+  frame, someone turning) is detected as often as it needs. A younger track is judged by its
+  Kalman position uncertainty (standard deviation of its centre, the larger of x and y): its
+  velocity is still unknown, and the filter's process noise (ByteTrack's, made for detections
+  on every frame) grows the deviation from ~0.05 to ~0.11 heights in 2 frames, so it is
+  carried 1-2 frames at most. Measured on the 1920x1080 clip with 32-48 px faces wandering up
+  to ~4 px a frame: without this check (inf), carrying faces up to 4 frames lost some at the
+  next detection (10 id switches in 300 frames against 0 with detection on every frame); with
+  the Kalman rule for every track, 1. ``error_samples=0`` keeps the Kalman rule for all;
 * ``periodic``: ``max_skip_frames`` frames in a row were skipped, or ``max_skip_s`` seconds
   of media/capture time passed since the last detection -- the bound on how late a face that
   entered without moving (or moved too little to see) is found;
@@ -56,7 +65,7 @@ from engine.track.kalman import xyah_to_xyxy
 from engine.util.check import check
 
 GATE_MODES = ("adaptive", "every-frame")
-REASONS = ("every-frame", "first", "changed", "uncertain", "periodic", "motion")
+REASONS = ("every-frame", "first", "changed", "waiting", "uncertain", "periodic", "motion")
 
 
 @dataclass(frozen=True)
@@ -71,8 +80,10 @@ class GateConfig:
     change (1-255) that counts; ``motion_min_px``: changed pixels (at ``motion_height``)
     outside tracked regions that trigger a detection. ``margin_x`` / ``margin_up`` /
     ``margin_down``: a tracked face's region, in face widths/heights around its box.
-    ``max_position_std``: a tracked face's Kalman centre standard deviation, in box heights,
-    above which the frame is detected (``inf`` = never).
+    ``max_position_std``: a tracked face's expected centre error (measured, or the Kalman
+    standard deviation), in box heights, above which the frame is detected (``inf`` = never).
+    ``error_samples``: measured prediction errors a track needs before they replace its Kalman
+    deviation (0 = never).
     """
 
     mode: str = "adaptive"
@@ -87,14 +98,17 @@ class GateConfig:
     margin_up: float = 0.4
     margin_down: float = 1.5
     max_position_std: float = 0.1
+    error_samples: int = 2
 
     def __post_init__(self) -> None:
         check(self.mode in GATE_MODES, f"gate mode must be one of {', '.join(GATE_MODES)}, got {self.mode!r}")
-        for key in ("max_skip_frames", "burst_frames", "motion_height", "motion_threshold", "motion_min_px"):
+        for key in ("max_skip_frames", "burst_frames", "motion_height", "motion_threshold", "motion_min_px",
+                    "error_samples"):
             value = getattr(self, key)
             check(isinstance(value, int) and not isinstance(value, bool), f"gate {key} must be an int, got {value!r}")
         check(self.max_skip_frames >= 0, f"gate max_skip_frames must be >= 0, got {self.max_skip_frames}")
         check(self.burst_frames >= 0, f"gate burst_frames must be >= 0, got {self.burst_frames}")
+        check(self.error_samples >= 0, f"gate error_samples must be >= 0, got {self.error_samples}")
         check(math.isfinite(self.max_skip_s) and self.max_skip_s >= 0,
               f"gate max_skip_s must be finite and >= 0, got {self.max_skip_s}")
         check(0.0 <= self.min_iou <= 1.0, f"gate min_iou must be in [0, 1], got {self.min_iou}")
@@ -134,16 +148,21 @@ class DetectorGate:
         self._skipped = 0
         self._burst = 0
         self._predicted: dict[int, np.ndarray] | None = None  # track id -> predicted xyxy at the last detection
+        self._gap = 1  # frames of prediction behind self._predicted (skipped frames + 1)
+        self._error: dict[int, tuple[float, int]] = {}  # track id -> (centre error per frame, in heights; samples)
 
     @property
     def detections(self) -> int:
         return sum(v for k, v in self.counts.items() if k != "skipped")
 
-    def decide(self, image: np.ndarray, clock: float, tracker: Tracker) -> bool:
+    def decide(self, image: np.ndarray, clock: float, tracker: Tracker, waiting: bool = False) -> bool:
         """True: run the detector on this frame; False: carry the tracks by prediction.
 
         ``image``: (H, W, 3) uint8 BGR (or (H, W) grey); ``clock``: the frame's time in seconds
-        (the tracker's); ``tracker``: the source's tracker, as left by the previous frame.
+        (the tracker's); ``tracker``: the source's tracker, as left by the previous frame;
+        ``waiting``: a tracked face still waits for its first embedding, which only a detected
+        frame gives (reason ``waiting``: with one embedding a frame, 7 new faces are named on 7
+        detected frames, not 7 detections spread over predicted ones).
         """
         cfg = self.config
         if not cfg.gated:
@@ -163,6 +182,8 @@ class DetectorGate:
         if reason is None and self._burst > 0:
             self._burst -= 1
             reason = "changed"
+        if reason is None and waiting:
+            reason = "waiting"
         if reason is None and (self._skipped >= cfg.max_skip_frames
                                or clock - self._last_detect >= cfg.max_skip_s - 1e-9):
             reason = "periodic"
@@ -184,6 +205,7 @@ class DetectorGate:
     def _detect(self, reason: str, grey: np.ndarray | None, clock: float, tracker: Tracker) -> bool:
         if grey is not None:
             self._predicted = self._predict(tracker, clock)
+            self._gap = self._skipped + 1
             self._ref = grey
             self._last_detect = float(clock)
             self._prev_clock = float(clock)
@@ -221,6 +243,7 @@ class DetectorGate:
         predicted = self._predicted or {}
         now = {t.track_id: t for t in tracker.tracks if t.is_confirmed}
         tracked = {tid for tid, t in now.items() if t.state is TrackState.TRACKED}
+        self._measure(predicted, now, tracked)
         if tracked - set(predicted):
             return True   # a new face
         if set(predicted) - tracked:
@@ -233,13 +256,30 @@ class DetectorGate:
         iou = np.diag(iou_matrix(pred, det)) if len(ids) else np.ones(0)
         return bool(np.any(iou < self.config.min_iou))
 
+    def _measure(self, predicted: dict, now: dict, tracked: set) -> None:
+        """Record each tracked face's prediction error of the last detection (see ``uncertain``)."""
+        errors = {}
+        for tid in tracked & set(predicted):
+            p, d = predicted[tid], now[tid].det_box
+            h = max(float(d[3] - d[1]), 1.0)
+            off = math.hypot((p[0] + p[2] - d[0] - d[2]) / 2, (p[1] + p[3] - d[1] - d[3]) / 2) / h / self._gap
+            old, n = self._error.get(tid, (0.0, 0))
+            errors[tid] = (max(off, 0.8 * old), n + 1)
+        self._error = errors  # tracks not seen at this detection start again
+
     def _uncertain(self, tracker: Tracker) -> bool:
         """Is any tracked face's predicted centre too uncertain to carry it one more frame?"""
         limit = self.config.max_position_std
         if not math.isfinite(limit):
             return False
+        need = self.config.error_samples
         for t in tracker.tracks:
             if t.state is TrackState.TRACKED:
+                error, n = self._error.get(t.track_id, (0.0, 0))
+                if need and n >= need:
+                    if error * (self._skipped + 1) > limit:
+                        return True
+                    continue
                 var = max(float(t.covariance[0, 0]), float(t.covariance[1, 1]))
                 if math.sqrt(max(var, 0.0)) > limit * max(float(t.mean[3]), 1.0):
                     return True

@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 
-_MIN_H = 1.0  # px; keeps noise and boxes well defined for degenerate predictions
+MIN_H = 1.0  # px; keeps noise and boxes well defined for degenerate predictions
 
 
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
     """(N, 4) ``x1, y1, x2, y2`` -> (N, 4) ``cx, cy, w / h, h``."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     w = b[:, 2] - b[:, 0]
-    h = np.maximum(b[:, 3] - b[:, 1], _MIN_H)
+    h = np.maximum(b[:, 3] - b[:, 1], MIN_H)
     return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, w / h, h], axis=1)
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     """(N, >=4) ``cx, cy, a, h, ...`` -> (N, 4) ``x1, y1, x2, y2``."""
     s = np.asarray(xyah, np.float64).reshape(len(xyah), -1)
-    h = np.maximum(s[:, 3], _MIN_H)
+    h = np.maximum(s[:, 3], MIN_H)
     w = np.maximum(s[:, 2], 0.0) * h
     return np.stack([s[:, 0] - w / 2, s[:, 1] - h / 2, s[:, 0] + w / 2, s[:, 1] + h / 2], axis=1)
 
@@ -43,7 +43,7 @@ class KalmanFilter:
         self.std_weight_velocity = std_weight_velocity
 
     def _h(self, means: np.ndarray) -> np.ndarray:
-        return np.maximum(means[:, 3], _MIN_H)
+        return np.maximum(means[:, 3], MIN_H)
 
     def initiate(self, measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New tracks from (N, 4) ``xyah`` measurements: zero velocity, wide velocity prior."""
