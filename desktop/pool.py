@@ -34,6 +34,7 @@ def run_in_pool(fn: Callable[[], object], on_done: Callable[[object], None],
     relay.failed.connect(on_error)
     relay.done.connect(finish)
     relay.failed.connect(finish)
+
     def job() -> None:
         try:
             result = fn()
