@@ -220,8 +220,7 @@ class Pipeline:
             quality = face_quality(faces, image.shape)
             if len(faces) and detected:  # a predicted box is not embedded: it waits for a detection
                 tids = faces.track_ids
-                need = self.policy.select(faces, quality, clock, self.book.decided(tids),
-                                          np.array([self.book.label(t)[0] >= 0 for t in tids.tolist()], bool))
+                need = self.policy.select(faces, quality, clock, self.book.decided(tids), self.book.named(tids))
                 if self._wanted:
                     floor = np.array([self._wanted.get(int(t), np.inf) for t in faces.track_ids])
                     need |= quality > floor

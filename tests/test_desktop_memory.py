@@ -28,7 +28,6 @@ pytest.importorskip("pytestqt")
 N = 2000  # sightings queued by "the worker"; each holds a 37 KB crop + a 2 KB embedding
 
 
-
 def test_window_without_panels_drains_and_writes_the_workers_sightings(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 

@@ -64,48 +64,14 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def upper_pairs(x: np.ndarray, floor: float, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                                       np.ndarray]:
-    """Pairs (i, j) of unit rows with cosine >= ``floor``, each once and never (i, i): (i, j, sims).
-
-    All pairs (i < j) by default: only the upper triangle is computed (the matrix is symmetric),
-    in row blocks, with ``flatnonzero`` on each flat block: half the products of the full matrix
-    and about 10x faster than ``nonzero`` on a 2-D block. ``rows``: only the pairs that involve
-    these rows (against every row; a pair of two of them once), for new points."""
-    k = len(x)
-    out_i, out_j, out_s = [], [], []
-    starts = range(0, k, _BLOCK) if rows is None else range(0, len(rows), _BLOCK)
-    given = np.zeros(k, bool)
-    if rows is not None:
-        given[rows] = True
-    for a in starts:
-        if rows is None:
-            r = np.arange(a, min(a + _BLOCK, k))
-            s = x[a:a + _BLOCK] @ x[a:].T  # (b, k - a): row a + r against columns a..k-1
-            first = a
-        else:
-            r = rows[a:a + _BLOCK]
-            s = x[r] @ x.T
-            first = 0
-        flat = np.flatnonzero(s >= floor)
-        i, j = np.divmod(flat, s.shape[1])
-        i, j = r[i], j + first
-        # no self pair; a pair of two given rows once (from the smaller one)
-        keep = j > i if rows is None else (j != i) & (~given[j] | (j > i))
-        out_i.append(i[keep])
-        out_j.append(j[keep])
-        out_s.append(s.reshape(-1)[flat[keep]])
-    if not out_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s)
-
-
 def earlier_pairs(x: np.ndarray, floor: float, limit: int | None,
                   rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row's pairs with *earlier* rows (lower index) of cosine >= ``floor``, its ``limit``
-    most similar at most (None: all): (i, j, sims) with i < j, j the row. ``rows``: only these
-    rows' pairs (new points; their pairs with later rows belong to those later rows). The same
-    pairs as :func:`upper_pairs` when ``limit`` is None or never reached."""
+    most similar at most (None: all): (i, j, sims) with i < j, j the row, each pair once and never
+    (i, i). ``rows``: only these rows' pairs (new points; their pairs with later rows belong to
+    those later rows). Uncapped, all pairs of the matrix's lower triangle: computed in row blocks
+    against the columns before each block's last row (about half the products of the full
+    matrix), read with ``flatnonzero`` on the flat block (~10x faster than ``nonzero`` on 2-D)."""
     rows = np.arange(len(x)) if rows is None else np.asarray(rows, np.int64)
     out_i, out_j, out_s = [], [], []
     for a in range(0, len(rows), _BLOCK):
@@ -121,10 +87,11 @@ def earlier_pairs(x: np.ndarray, floor: float, limit: int | None,
             top = np.argpartition(-s[many], limit - 1, axis=1)[:, :limit]
             hit[many] = False
             hit[np.flatnonzero(many)[:, None], top] = True
-        ri, col = np.nonzero(hit)
+        flat = np.flatnonzero(hit)
+        ri, col = np.divmod(flat, width)
         out_i.append(col)
         out_j.append(r[ri])
-        out_s.append(s[ri, col])
+        out_s.append(s.reshape(-1)[flat])
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
@@ -134,12 +101,12 @@ def earlier_pairs(x: np.ndarray, floor: float, limit: int | None,
 def dbscan(embeddings: np.ndarray, max_distance: float, min_samples: int) -> np.ndarray:
     """(K, D) embeddings -> (K,) int64 cluster labels 0..C-1 (in order of first member), ``NOISE`` = -1."""
     x = unit_rows(embeddings)
-    return cluster(len(x), *upper_pairs(x, 1.0 - float(max_distance)), min_samples)
+    return cluster(len(x), *earlier_pairs(x, 1.0 - float(max_distance), None), min_samples)
 
 
 def cluster(k: int, i: np.ndarray, j: np.ndarray, s: np.ndarray, min_samples: int) -> np.ndarray:
     """The DBSCAN labels of K points from their neighbour pairs (each pair once, no self pair;
-    see :func:`upper_pairs`): (K,) int64, 0..C-1 in order of first member, ``NOISE`` = -1."""
+    see :func:`earlier_pairs`): (K,) int64, 0..C-1 in order of first member, ``NOISE`` = -1."""
     if k == 0:
         return np.zeros(0, np.int64)
     diag = np.arange(k)

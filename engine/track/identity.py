@@ -224,6 +224,10 @@ class IdentityBook:
                 out.append(s.settled_unknown and s.votes[-1].person_id == NO_ID)
         return np.array(out, bool)
 
+    def named(self, track_ids: Iterable[int]) -> np.ndarray:
+        """(N,) bool: the track's label is a person (not unknown)."""
+        return np.array([self.label(t)[0] >= 0 for t in track_ids], bool)
+
     def forget(self, track_ids: Iterable[int]) -> None:
         """Drop removed tracks."""
         for t in track_ids:

@@ -98,10 +98,10 @@ class EmbedPolicy:
         ``qualities``: (N,) in [0, 1] (see :func:`face_quality`). ``decided``: (N,) bool, True
         where the track's identity is settled (``IdentityBook.decided(faces.track_ids)``);
         None takes ``faces.identities >= 0`` (named = decided, so unknown faces are re-embedded
-        at the undecided rate). ``named``: (N,) bool, the track carries a person's name (the
-        identity book's label; None takes ``faces.identities >= 0``): only a named face alone
-        waits ``alone_refresh_s`` (a settled "unknown" keeps ``refresh_s``: a better look may
-        name it).
+        at the undecided rate). ``named``: (N,) bool, the track carries a person's name
+        (``IdentityBook.named(faces.track_ids)``; None takes ``faces.identities >= 0``): only a
+        named face alone waits ``alone_refresh_s`` (a settled "unknown" keeps ``refresh_s``: a
+        better look may name it).
         """
         cfg = self.config
         n = len(faces)
