@@ -20,6 +20,7 @@ import numpy as np
 from engine.capture import Capture, Frame
 from engine.config import RecognizerConfig
 from engine.gallery.index import classify
+from engine.pipeline_records import EmbeddedFaces, FrameResult, PendingFrame
 from engine.recognizer import Recognizer
 from engine.records import NO_ID, STATUS_CONFIRMED, STATUS_PROBABLE, STATUS_UNKNOWN, Faces
 from engine.track import EmbedPolicy, IdentityBook, IdentityConfig, PolicyConfig, Tracker, TrackerConfig, face_quality
@@ -61,69 +62,6 @@ def realtime_config(pipeline: PipelineConfig | None = None, **parts) -> Recogniz
     return RecognizerConfig.realtime((pipeline or PipelineConfig()).tracker.low_thresh, **parts)
 
 
-@dataclass(frozen=True)
-class EmbeddedFaces:
-    """The K faces embedded in one frame, as the pipeline made them (enrolment reuses them).
-
-    ``faces``: those K faces (track ids, keypoints, embeddings (K, D) unit vectors);
-    ``crops``: (K, h, w, 3) uint8 BGR aligned crops (what a gallery stores); ``qualities``:
-    (K,) ``face_quality`` in [0, 1] at embedding time.
-    """
-
-    faces: Faces
-    crops: np.ndarray
-    qualities: np.ndarray
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """One processed frame.
-
-    ``faces``: tracked faces with track ids, identities, names and similarities.
-    ``timings_ms``: per-stage wall time in ms (keys ``STAGES``); ``e2e_ms``: from the frame's
-    capture timestamp to this result. ``embedded``: embeddings computed for this frame.
-    ``alive``: ids of all tracks the tracker keeps, including faces hidden this frame.
-    ``embedded_faces``: the faces embedded for this frame with their crops (None when none).
-    """
-
-    frame: Frame
-    faces: Faces
-    timings_ms: dict[str, float]
-    e2e_ms: float
-    embedded: int
-    alive: frozenset[int] = frozenset()
-    embedded_faces: EmbeddedFaces | None = None
-
-
-@dataclass(frozen=True)
-class PendingFrame:
-    """A frame between :meth:`Pipeline.begin` and :meth:`Pipeline.finish`.
-
-    ``tensor``: (K, 3, h, w) float32 embedder input of the K faces chosen for an embedding this
-    frame (None when K = 0); ``crops``: their (K, h, w, 3) uint8 aligned crops; ``sub``: those K
-    faces (landmarks located), ``q``: their (K,) qualities; ``faces``: every tracked face;
-    ``quality``: (N,) quality of every tracked face; ``idx``: positions of the K in ``faces``;
-    ``timer``: the frame's stage timer (the embed stage is timed by whoever runs the embedder).
-    """
-
-    frame: Frame
-    capture_wait_ms: float
-    timer: StageTimer
-    clock: float
-    faces: Faces
-    quality: np.ndarray
-    idx: np.ndarray
-    sub: Faces | None
-    q: np.ndarray | None
-    tensor: np.ndarray | None
-    crops: np.ndarray | None
-
-    @property
-    def to_embed(self) -> int:
-        """K, the faces waiting for an embedding."""
-        return int(self.idx.size)
-
-
 class Pipeline:
     """Stateful per-source processor. ``gallery_index`` may be None (everyone is unknown) and
     may change under it (enrolment from the GUI): it is read at every match.
@@ -142,6 +80,8 @@ class Pipeline:
         self._alive: set[int] = set()
         self._last_clock: float | None = None
         self._wanted: dict[int, float] = {}
+        self._epoch = 0
+        self._in_flight: set[int] = set()  # tracks whose deferred embedding is not back yet
         self.face_filter: Callable[[Faces, tuple[int, int]], Faces] | None = None
         self.gate = DetectorGate(self.config.gate)
 
@@ -181,6 +121,8 @@ class Pipeline:
         self._alive = set()
         self._last_clock = None
         self._wanted = {}
+        self._epoch += 1
+        self._in_flight = set()
 
     def process(self, frame: Frame, capture_wait_ms: float = 0.0) -> FrameResult:
         """One frame, start to end: :meth:`begin`, the embedder on its faces, :meth:`finish`."""
@@ -224,6 +166,8 @@ class Pipeline:
                 if self._wanted:
                     floor = np.array([self._wanted.get(int(t), np.inf) for t in faces.track_ids])
                     need |= quality > floor
+                if self._in_flight:  # its embedding is on its way (finish_deferred): not chosen twice
+                    need &= ~np.isin(tids, list(self._in_flight))
             else:
                 need = np.zeros(0, bool)
         idx = np.flatnonzero(need)
@@ -239,32 +183,75 @@ class Pipeline:
             with timer("align"):
                 x = rec.embedder.align(image, sub.keypoints)
                 crops = rec.embedder.aligned_crops(image, sub.keypoints)  # ~0.05 ms a face: kept for enrolment
-        return PendingFrame(frame, capture_wait_ms, timer, clock, faces, quality, idx, sub, q, x, crops)
+        return PendingFrame(frame, capture_wait_ms, timer, clock, faces, quality, idx, sub, q, x, crops, self._epoch)
 
     def finish(self, pending: PendingFrame, embeddings: np.ndarray | None) -> FrameResult:
         """The frame's result from ``embeddings`` ((K, D) unit vectors of ``pending.tensor``'s K
         faces, in order; None when K = 0): gallery match, votes, labels."""
-        timer, idx = pending.timer, pending.idx
         embedded = None
-        if idx.size:
-            if embeddings is None or len(embeddings) != idx.size:
-                got = None if embeddings is None else len(embeddings)
-                raise ValueError(f"finish: {idx.size} faces were to be embedded, got {got} embeddings")
-            sub, q, emb = pending.sub, pending.q, np.asarray(embeddings, np.float32)
-            with timer("match"):
-                splits = self._vote(sub.track_ids, emb, q, pending.clock)  # {old id: new id}, tracks split
+        if pending.idx.size:
+            with pending.timer("match"):
+                embedded, splits = self._take(pending, embeddings)
                 if splits:  # this very frame shows the new track: never the old name on the new face
-                    sub = sub.replace(track_ids=renumber(sub.track_ids, splits))
                     pending = dataclasses.replace(pending, faces=pending.faces.replace(
                         track_ids=renumber(pending.faces.track_ids, splits)))
-                embedded = EmbeddedFaces(sub.replace(embeddings=emb), pending.crops, np.asarray(q, np.float32))
-                # the policy compares qualities computed the same way at selection time
-                self.policy.mark_embedded(sub.track_ids, pending.quality[idx], pending.clock)
+        return self._result(pending, embedded)
+
+    def finish_deferred(self, pending: PendingFrame) -> FrameResult:
+        """The frame's result NOW, labelled from the votes so far, while its K chosen faces are
+        embedded elsewhere (:mod:`engine.multi` runs the embedder off the engine thread): those
+        faces count as embedded for the re-embedding policy from here on (not chosen again
+        while in flight); :meth:`absorb` adds their votes when the embeddings come back. The
+        trade-off: a face's name arrives one embedder call later (~20-70 ms), and no frame
+        waits for an embedder call."""
+        if pending.idx.size:
+            self.policy.mark_embedded(pending.sub.track_ids, pending.quality[pending.idx], pending.clock)
+            self._in_flight.update(pending.sub.track_ids.tolist())
+        return self._result(pending, None)
+
+    def first_embedding(self, pending: PendingFrame) -> bool:
+        """Is one of the faces ``pending`` embeds embedded for the first time (a face with no name yet)?"""
+        return pending.idx.size > 0 and any(self.policy.embedded(int(t)) is None for t in pending.sub.track_ids)
+
+    def absorb(self, pending: PendingFrame, embeddings: np.ndarray) -> EmbeddedFaces | None:
+        """Votes from ``embeddings`` of a :meth:`finish_deferred` frame's faces; faces whose
+        track ended since (or all, after a :meth:`reset`) are dropped. Returns the faces that
+        voted, with their crops (sightings and enrolment read them), or None when none did."""
+        if pending.epoch != self._epoch:
+            return None
+        self._in_flight.difference_update(pending.sub.track_ids.tolist())
+        keep = np.isin(pending.sub.track_ids, list(self._alive))
+        if not keep.any():
+            return None
+        if not keep.all():
+            idx = pending.idx[keep]
+            pending = dataclasses.replace(pending, idx=idx, sub=pending.sub.select(np.flatnonzero(keep)),
+                                          q=pending.q[keep], crops=pending.crops[keep])
+            embeddings = np.asarray(embeddings)[keep]
+        embedded, _ = self._take(pending, embeddings)
+        return embedded
+
+    def _take(self, pending: PendingFrame, embeddings: np.ndarray | None) -> tuple[EmbeddedFaces, dict[int, int]]:
+        """Match, vote and mark embedded the K faces of ``pending``; (those faces with their
+        embeddings and crops, {old track id: new id} for tracks split by their new embedding)."""
+        idx = pending.idx
+        if embeddings is None or len(embeddings) != idx.size:
+            got = None if embeddings is None else len(embeddings)
+            raise ValueError(f"{idx.size} faces were to be embedded, got {got} embeddings")
+        sub, emb = pending.sub, np.asarray(embeddings, np.float32)
+        splits = self._vote(sub.track_ids, emb, pending.q, pending.clock)
+        if splits:
+            sub = sub.replace(track_ids=renumber(sub.track_ids, splits))
+        # the policy compares qualities computed the same way at selection time
+        self.policy.mark_embedded(sub.track_ids, pending.quality[idx], pending.clock)
+        return EmbeddedFaces(sub.replace(embeddings=emb), pending.crops, np.asarray(pending.q, np.float32)), splits
+
+    def _result(self, pending: PendingFrame, embedded: EmbeddedFaces | None) -> FrameResult:
         faces = self.label(pending.faces)
+        timings = {"capture_wait": pending.capture_wait_ms, **pending.timer.ms, "total": pending.timer.total_ms()}
         frame = pending.frame
-        timings = {"capture_wait": pending.capture_wait_ms, **timer.ms, "total": timer.total_ms()}
-        return FrameResult(frame, faces, timings, 1000.0 * (time.perf_counter() - frame.timestamp), int(idx.size),
-                           frozenset(self._alive), embedded)
+        return FrameResult(frame, faces, timings, 1000.0 * (time.perf_counter() - frame.timestamp),
+                           0 if embedded is None else len(embedded.crops), frozenset(self._alive), embedded)
 
     def _vote(self, track_ids: np.ndarray, emb: np.ndarray, quality: np.ndarray,
               timestamp: float) -> dict[int, int]:
@@ -309,6 +296,7 @@ class Pipeline:
         if dead:
             self.book.forget(dead)
             self.policy.forget(dead)
+            self._in_flight.difference_update(dead)
             for t in dead:
                 self._wanted.pop(t, None)
         self._alive = alive

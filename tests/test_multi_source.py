@@ -137,10 +137,10 @@ def test_two_frames_of_a_round_begin_on_two_threads(clips, recognizer, gallery):
 
     from engine.capture import CaptureConfig
     from engine.multi import MultiSource, SourceSettings
-    from engine.multi import runner as runner_mod
+    from engine.multi import rounds as rounds_mod
 
     def run(helpers: int):
-        runner_mod.BEGIN_HELPERS, saved = helpers, runner_mod.BEGIN_HELPERS
+        rounds_mod.BEGIN_HELPERS, saved = helpers, rounds_mod.BEGIN_HELPERS
         try:
             runner = MultiSource(recognizer, [SourceSettings(str(c.path)) for c in clips], gallery.index,
                                  capture_config=CaptureConfig(realtime=False))
@@ -161,7 +161,7 @@ def test_two_frames_of_a_round_begin_on_two_threads(clips, recognizer, gallery):
                         out[sr.source, sr.result.frame.index] = (len(sr.faces), sr.faces.names)
             return out, threads
         finally:
-            runner_mod.BEGIN_HELPERS = saved
+            rounds_mod.BEGIN_HELPERS = saved
 
     parallel, threads = run(1)
     assert any(t.startswith("facescope-engine-helper") for t in threads) and len(threads) == 2, threads

@@ -1,16 +1,14 @@
 """Several sources, one engine: the runner behind ``facescope run --source A --source B``.
 
 Threads: one capture thread per source (:class:`engine.capture.Capture`, which keeps only the
-newest frame: a stale frame is replaced, never queued) and ONE engine thread running
-:meth:`MultiSource.rounds`. A *round* takes the newest unread frame of every source that has one
-(round-robin: the source polled first rotates each round, so no source always waits behind the
-others), runs each frame's :meth:`Pipeline.begin` (detect, ROI/min-size filter, track, choose
-faces, landmarks, align; every other frame of the round on one helper thread), embeds the faces
-of ALL those frames in ONE embedder call (``embed_tensor`` on the concatenated tensors: per-call
-overhead paid once per round, and a batch of 8 costs far less than 8 batches of 1), then each
-:meth:`Pipeline.finish` (match, vote, label). One :class:`~engine.recognizer.Recognizer` is
-shared: its landmark and embedding models are loaded once; a source with its own ``det_size``
-gets one more (small) detector, nothing else.
+newest frame: a stale frame is replaced, never queued), ONE engine thread running
+:meth:`MultiSource.rounds` (:mod:`engine.multi.rounds`: each round takes the newest frame of
+every source that has one; detection and tracking of every other frame run on one helper
+thread), and for live sources one embedder thread (:mod:`engine.multi.embedding`: the faces
+chosen in a round go to ONE embedder call off the engine thread; their votes come back one call
+later, so no frame waits for the embedder). Files read unpaced embed in-line, one call a round.
+One :class:`~engine.recognizer.Recognizer` is shared: its landmark and embedding models are
+loaded once; a source with its own ``det_size`` gets one more (small) detector, nothing else.
 One gallery index is shared (read at every match).
 
 Track ids are per source: each source's Pipeline has its own tracker and identity book, and ids
@@ -45,32 +43,26 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
-from engine.capture import Capture, CaptureConfig, CaptureState, parse_source
-from engine.multi.results import Round, SourceResult, SourceStatus
+from engine.capture import Capture, CaptureConfig, CaptureState
+from engine.multi.embedding import DeferredEmbedder
+from engine.multi.results import SourceResult, SourceStatus
 from engine.multi.roi import Roi, face_filter
+from engine.multi.rounds import RoundLoop, SourceState
 from engine.multi.settings import SourceSettings, unique_names
 from engine.pipeline import Pipeline, PipelineConfig
 from engine.recognizer import Recognizer
 from engine.track import PolicyConfig
-from engine.util.rate import RateMeter
 
 log = logging.getLogger(__name__)
-# Per source at most one embedding per frame, new faces included: a burst of new faces on several
-# cameras at once (every source starting together) would otherwise make one round embed them all
-# (7 faces x 4 sources x ~12-25 ms here) and stall every source; spread over frames, 7 new faces
-# are all embedded within 7 frames (0.28 s at 25 fps) and a round costs at most one face a source.
-MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False)
-IDLE_WAIT_S = 0.005  # no source had a new frame: wait this long on one before polling all again
-# Every other frame of a round runs its first half (detect, track, landmarks, align) on ONE helper
-# thread: ONNX Runtime, OpenCV and NumPy release the GIL, so two sources' detectors can use both
-# cores. Four 720p sources, three alternating runs each, quiet 2-core VM: 19.3-20.4 FPS a source and
-# e2e p95 114-149 ms with it, 17.2-19.3 FPS and 126-176 ms without (0 = all on the engine thread).
-BEGIN_HELPERS = 1
+# Per source at most two embeddings a frame, new faces included: with the embedder on its own
+# thread (engine.multi.embedding) a chosen face stalls nothing, but a burst of new faces on every
+# camera at once (all sources starting together) is then queued in arrival order, two faces of
+# each source per round, so each camera's first names come after the first short call instead of
+# one camera's seven faces going first. (In-line, unpaced: a round embeds at most 2 a source.)
+MULTI_POLICY = PolicyConfig(max_per_frame=2, new_always=False)
 
 
 def multi_pipeline_config(**parts) -> PipelineConfig:
@@ -79,25 +71,7 @@ def multi_pipeline_config(**parts) -> PipelineConfig:
     return PipelineConfig(**{"policy": MULTI_POLICY, **parts})
 
 
-class _Source:
-    """Runner-private state of one source (engine thread writes, ``_lock`` guards reads)."""
-
-    def __init__(self, settings: SourceSettings, name: str) -> None:
-        self.settings, self.name = settings, name
-        self.spec = parse_source(settings.source)  # bad text fails before anything opens
-        self.pipeline: Pipeline | None = None
-        self.capture: Capture | None = None
-        self.state = "disabled" if not settings.enabled else CaptureState.CONNECTING.value
-        self.reason = ""
-        self.done = not settings.enabled
-        self.frames = self.embedded = self.dropped_at_end = 0
-        self.engine_s = 0.0
-        self.e2e_ms = float("nan")
-        self.rate = RateMeter(2.0)
-        self.latest: SourceResult | None = None
-
-
-class MultiSource:
+class MultiSource(RoundLoop):
     """Several sources through one recognizer, one gallery index and one engine thread.
 
     ``recognizer``: the shared models (built once, e.g. ``Recognizer.from_config(realtime_config())``);
@@ -107,13 +81,17 @@ class MultiSource:
     source's capture settings (a source's ``webcam`` settings replace its ``webcam`` part);
     ``frames_per_source``: stop a source after
     this many processed frames (None: until it ends); ``on_state(name, state, reason)``: called on
-    the capture or engine thread at each state change (keep it short).
+    the capture or engine thread at each state change (keep it short); ``defer_embedding``: run the
+    embedder on its own thread while the engine goes on (:mod:`engine.multi.embedding`; a face's
+    votes arrive one call later, no frame waits for the embedder), default on unless files are read
+    unpaced (``capture_config.realtime`` False: every frame then waits, so results are reproducible).
     """
 
     def __init__(self, recognizer: Recognizer, sources: list[SourceSettings], gallery_index=None,
                  pipeline_config: PipelineConfig | None = None, capture_config: CaptureConfig | None = None,
                  frames_per_source: int | None = None,
-                 on_state: Callable[[str, str, str], None] | None = None) -> None:
+                 on_state: Callable[[str, str, str], None] | None = None,
+                 defer_embedding: bool | None = None) -> None:
         if not sources:
             raise ValueError("MultiSource needs at least one source")
         if frames_per_source is not None and frames_per_source < 1:
@@ -125,7 +103,7 @@ class MultiSource:
         self.frames_per_source = frames_per_source
         self._on_state = on_state
         self._detectors: dict[tuple[int, int], Recognizer] = {}
-        self._sources = [_Source(s, n) for s, n in zip(sources, unique_names(sources), strict=True)]
+        self._sources = [SourceState(s, n) for s, n in zip(sources, unique_names(sources), strict=True)]
         self._by_name = {s.name: s for s in self._sources}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -134,6 +112,9 @@ class MultiSource:
         self.error: BaseException | None = None  # what ended the engine thread, if anything did
         self.rounds_done = self.embed_calls = 0
         self._helper: ThreadPoolExecutor | None = None  # made by the first round with two frames
+        if defer_embedding is None:  # files read as fast as processed: every frame waits, results reproducible
+            defer_embedding = self.capture_config.realtime
+        self._deferred = DeferredEmbedder(recognizer.embedder.embed_tensor) if defer_embedding else None
         for s in self._sources:
             s.pipeline = Pipeline(self._recognizer_for(s.settings), gallery_index, self.pipeline_config)
             s.pipeline.face_filter = face_filter(s.settings.roi, s.settings.min_face)
@@ -208,6 +189,8 @@ class MultiSource:
                 s.capture.stop()
         if self._helper is not None:
             self._helper.shutdown(wait=False)
+        if self._deferred is not None:
+            self._deferred.close()
 
     def __enter__(self) -> MultiSource:
         return self
@@ -253,107 +236,8 @@ class MultiSource:
                     s.engine_s, s.capture.negotiated if s.capture is not None else None)
         return out
 
-    # ---- the engine loop (one thread)
-    def rounds(self, max_rounds: int | None = None) -> Iterator[Round]:
-        """The engine loop: yields one :class:`Round` at a time until every source is over,
-        :meth:`stop`, or ``max_rounds``. Run it on one thread (it owns the pipelines)."""
-        self.start_captures()
-        n = 0
-        while not self._stop.is_set() and (max_rounds is None or n < max_rounds):
-            self._run_requests()
-            active = [s for s in self._sources if not s.done and s.capture is not None]
-            if not active:
-                return
-            k = n % len(active)
-            order = active[k:] + active[:k]
-            picked = self._poll(order)
-            if not picked:
-                continue
-            rnd = self._round(n, picked)
-            n += 1
-            yield rnd
-
-    def _poll(self, order: list[_Source]) -> list[tuple[_Source, object, float]]:
-        picked = []
-        for s in order:
-            frame = s.capture.read(timeout=0)
-            if frame is not None:
-                picked.append((s, frame, 0.0))
-            elif s.capture.finished:
-                self._end(s)
-        if picked or not any(not s.done for s in order):
-            return picked
-        s = next(s for s in order if not s.done)  # nothing new anywhere: block briefly on one source
-        t = time.perf_counter()
-        frame = s.capture.read(timeout=IDLE_WAIT_S)
-        if frame is not None:
-            picked.append((s, frame, 1000.0 * (time.perf_counter() - t)))
-        return picked
-
-    @staticmethod
-    def _begin(item) -> tuple:
-        s, frame, wait_ms = item
-        t = time.perf_counter()
-        try:
-            return s, s.pipeline.begin(frame, wait_ms), None, time.perf_counter() - t
-        except Exception as e:  # noqa: BLE001 - one source's failure must not stop the others
-            return s, None, e, 0.0
-
-    def _round(self, n: int, picked) -> Round:
-        if len(picked) > 1 and BEGIN_HELPERS:  # every other frame on the helper (sources are independent)
-            if self._helper is None:
-                self._helper = ThreadPoolExecutor(BEGIN_HELPERS, thread_name_prefix="facescope-engine-helper")
-            futures = {i: self._helper.submit(self._begin, item) for i, item in enumerate(picked) if i % 2}
-            here = {i: self._begin(item) for i, item in enumerate(picked) if not i % 2}
-            begun = [here[i] if i in here else futures[i].result() for i in range(len(picked))]
-        else:
-            begun = [self._begin(item) for item in picked]
-        pending = []
-        for s, p, error, took in begun:
-            if error is not None:
-                self._fail(s, error)
-                continue
-            s.engine_s += took
-            pending.append((s, p))
-        tensors = [p.tensor for _, p in pending if p.tensor is not None]
-        total = sum(len(x) for x in tensors)
-        emb_all, embed_s = None, 0.0
-        if tensors:
-            t = time.perf_counter()
-            x = tensors[0] if len(tensors) == 1 else np.concatenate(tensors)
-            emb_all = self.recognizer.embedder.embed_tensor(x)  # ONE call for every source of this round
-            embed_s = time.perf_counter() - t
-            self.embed_calls += 1
-        results, off = [], 0
-        for s, p in pending:
-            k = p.to_embed
-            emb = emb_all[off:off + k] if k else None
-            off += k
-            if k:  # this frame waited for the whole batched call
-                p.timer.ms["embed"] = p.timer.ms.get("embed", 0.0) + 1000.0 * embed_s
-            t = time.perf_counter()
-            try:
-                r = s.pipeline.finish(p, emb)
-            except Exception as e:  # noqa: BLE001 - as above
-                self._fail(s, e)
-                continue
-            sr = SourceResult(s.name, r, n)
-            with self._lock:
-                s.engine_s += time.perf_counter() - t + (embed_s * k / total if k else 0.0)
-                s.frames += 1
-                s.embedded += k
-                s.e2e_ms = r.e2e_ms
-                s.rate.tick()
-                s.latest = sr
-            results.append(sr)
-            if self.frames_per_source is not None and s.frames >= self.frames_per_source:
-                s.capture.stop()
-                self._end(s, CaptureState.ENDED.value, f"frames_per_source={self.frames_per_source} reached")
-        self.rounds_done += 1
-        return Round(n, tuple(results), total, 1 if tensors else 0, 1000.0 * embed_s)
-
     # ---- helpers
-    def _get(self, name: str) -> _Source:
+    def _get(self, name: str) -> SourceState:
         try:
             return self._by_name[name]
         except KeyError:
@@ -379,7 +263,7 @@ class MultiSource:
                 rec, detector=detector_for(det_cfg, config.runtime, **kwargs), config=config)
         return self._detectors[tuple(size)]
 
-    def _open(self, s: _Source) -> None:
+    def _open(self, s: SourceState) -> None:
         cfg = self.capture_config
         if s.settings.webcam is not None:
             cfg = dataclasses.replace(cfg, webcam=s.settings.webcam)
@@ -387,14 +271,14 @@ class MultiSource:
         s.done = False
         s.capture.start()
 
-    def _capture_state(self, s: _Source, state: CaptureState, reason: str) -> None:
+    def _capture_state(self, s: SourceState, state: CaptureState, reason: str) -> None:
         with self._lock:
             if s.state in ("error", "disabled"):
                 return  # the runner's own verdict stands
             s.state, s.reason = state.value, reason
         self._notify(s)
 
-    def _end(self, s: _Source, state: str | None = None, reason: str | None = None) -> None:
+    def _end(self, s: SourceState, state: str | None = None, reason: str | None = None) -> None:
         with self._lock:
             s.done = True
             if state is not None:
@@ -406,24 +290,24 @@ class MultiSource:
         if state is not None:
             self._notify(s)
 
-    def _fail(self, s: _Source, e: Exception) -> None:
+    def _fail(self, s: SourceState, e: Exception) -> None:
         log.exception("source %s: processing failed; the other sources go on", s.name)
         if s.capture is not None:
             s.capture.stop()
         self._end(s, "error", f"{type(e).__name__}: {e}")
 
-    def _notify(self, s: _Source) -> None:
+    def _notify(self, s: SourceState) -> None:
         if self._on_state is not None:
             try:
                 self._on_state(s.name, s.state, s.reason)
             except Exception:  # a front end's callback must not kill a capture or the engine
                 log.exception("on_state callback raised")
 
-    def _apply_filter(self, s: _Source, settings: SourceSettings) -> None:
+    def _apply_filter(self, s: SourceState, settings: SourceSettings) -> None:
         s.settings = settings
         s.pipeline.face_filter = face_filter(settings.roi, settings.min_face)
 
-    def _enable(self, s: _Source, enabled: bool) -> None:
+    def _enable(self, s: SourceState, enabled: bool) -> None:
         if enabled == (s.capture is not None and not s.done):
             return
         s.settings = dataclasses.replace(s.settings, enabled=enabled)
@@ -433,6 +317,7 @@ class MultiSource:
             s.capture = None
         if enabled:
             s.pipeline.reset()
+            s.ready.clear()  # embeddings of the old scene's tracks
             with self._lock:
                 s.state, s.reason = CaptureState.CONNECTING.value, ""
             self._open(s)
