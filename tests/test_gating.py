@@ -225,6 +225,14 @@ def test_timing_metrics_against_truth():
     assert m["entry_delays_s"] == [pytest.approx(0.3), pytest.approx(0.4), pytest.approx(0.1)]
     assert m["truth_faces"] == 19 and m["missed"] == 5 and m["missed_small"] == 5
     assert m["boxed_fraction_min_px"] == pytest.approx(14 / 19) and m["wrong_names"] == 1
+    assert "named_on_screen_within_s" not in m  # no latencies logged (an unpaced pass)
+    # with each result's latency: the time until the name is shown adds the naming frame's latency
+    timed = FrameLog()
+    for i, (boxes, names) in log.frames.items():
+        timed.add(i, boxes, names, latency_s=0.5 if i == 3 else 0.05)
+    s = truth_metrics(timed, truth, within_s=0.5)
+    assert s["time_to_first_name_on_screen_s"] == {"A": pytest.approx(0.8), "B": pytest.approx(0.45)}
+    assert s["named_on_screen_within_s"] == 1 and s["time_to_first_name_s"] == m["time_to_first_name_s"]
     # against a reference pass: A's first name at frame 3 runs back to frame 0 of the reference
     ref = FrameLog()
     for i in range(10):

@@ -285,6 +285,9 @@ def test_bench_several_sources_reports_per_source(clips, tmp_path):
         assert s["ident_accuracy"] is not None and s["id_switches"] is not None  # scored against SOURCE.json
         assert 0 < s["capture_cores"] < s["cores"] <= res["cores_total"] + 1e-6  # decoding is part of a source
         assert s["cpu_ms_per_frame"] > 0 and s["native_fps"] == 25.0
+        shown, ttfn = s["timing"]["time_to_first_name_on_screen_s"], s["timing"]["time_to_first_name_s"]
+        assert shown.keys() == ttfn.keys() and all(  # paced: a name's time until shown adds its result's latency
+            (ttfn[p] is None) == (shown[p] is None) and (ttfn[p] is None or shown[p] > ttfn[p]) for p in ttfn)
     scoring = res["bench_scoring_cpu_s"] / res["wall_s"]  # the benchmark's own truth matching, left out
     assert abs(sum(s["cores"] for s in res["sources"].values()) + scoring - res["cores_total"]) < 0.05  # shares add up
     assert "2 sources paced like cameras" in r.stdout

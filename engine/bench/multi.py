@@ -147,7 +147,7 @@ def bench_multi(recognizer: Recognizer, sources: list[str | Path], gallery_index
                     stages[n][s].append(r.timings_ms[s])
                 faces_n[n].append(len(r.faces))
                 scorers[n].add(r.frame.index, r.faces.boxes, r.faces.names, r.faces.track_ids)
-                logs[n].add(r.frame.index, r.faces.boxes, r.faces.names)
+                logs[n].add(r.frame.index, r.faces.boxes, r.faces.names, r.e2e_ms / 1000.0 if paced else None)
             now = time.perf_counter()
             for n, st in runner.status().items():
                 if st.state in ("ended", "failed", "error") and n not in ended_at:
@@ -223,6 +223,8 @@ def format_multi(r: dict) -> str:
         tm = s.get("timing") or {}
         ttfn = tm.get("named_within_s")
         ttfn_s = f", named within {tm['within_s']:g} s: {ttfn} of {tm['named_of']}" if ttfn is not None else ""
+        if tm.get("named_on_screen_within_s") is not None:
+            ttfn_s += f" ({tm['named_on_screen_within_s']} of {tm['named_of']} on screen, latency included)"
         lines.append(f"  {n}: {s['frames']} frames, {s['fps']:.1f} FPS, e2e p50 {s['e2e_p50_ms']:.1f} / p95 "
                      f"{s['e2e_p95_ms']:.1f} ms, {s['dropped']} dropped, {s['faces_per_frame']:.2f} faces/frame, "
                      f"{s['cores']:.3f} cores ({s['capture_cores']:.3f} decoding), {_f(s['cpu_ms_per_frame'])} ms CPU "

@@ -77,7 +77,7 @@ class RoundLoop:
         while not self._stop.is_set() and (max_rounds is None or n < max_rounds):
             self._run_requests()
             d = self._deferred
-            if d is not None and d.urgent and d.first_waiting and not d.wait(URGENT_WAIT_S):
+            if d is not None and d.urgent and not d.wait(URGENT_WAIT_S):
                 continue  # (stop checked between short waits)
             active = [s for s in self._sources if not s.done and s.capture is not None]
             if not active:

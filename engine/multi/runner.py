@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 # camera at once (all sources starting together) is then queued in arrival order, two faces of
 # each source per round, so each camera's first names come after the first short call instead of
 # one camera's seven faces going first. (In-line, unpaced: a round embeds at most 2 a source.)
-MULTI_POLICY = PolicyConfig(max_per_frame=2, new_always=False)
+MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False)
 
 
 def multi_pipeline_config(**parts) -> PipelineConfig:
