@@ -62,11 +62,6 @@ class DeferredEmbedder:
         """A call is running or faces are waiting for one."""
         return self._job is not None or bool(self._waiting)
 
-    @property
-    def first_waiting(self) -> bool:
-        """A frame with a face's first embedding waits for the next call."""
-        return bool(self._urgent)
-
     def add(self, key: Hashable, pending: PendingFrame, first: bool = False) -> None:
         """Queue a frame's faces; ``first``: one of them was never embedded (no name yet)."""
         if pending.tensor is None or pending.to_embed == 0:

@@ -37,13 +37,13 @@ IDLE_WAIT_S = 0.005  # no source had a new frame: wait this long on one before p
 # cores. Four 720p sources, three alternating runs each, quiet 2-core VM: 19.3-20.4 FPS a source and
 # e2e p95 114-149 ms with it, 17.2-19.3 FPS and 126-176 ms without (0 = all on the engine thread).
 BEGIN_HELPERS = 1
-# While a deferred call holds a face's FIRST embedding (a face with no name yet) and the next
-# call's first embeddings are already waiting, the engine takes no new frames: the embedder gets
-# the CPU (the frames in between are dropped as a busy camera's are, so no result waits longer),
-# one round runs beside each call to choose the next faces, and names come about as fast as with
-# in-line embedding. Four 720p sources starting together, 7 faces each: without this hold every
-# source went on detecting beside the embedder and the 28 faces took ~1.3 s instead of ~0.9 s.
-# Re-embeddings (the steady state) never hold the engine. stop() is checked every URGENT_WAIT_S.
+# While a deferred call holds a face's FIRST embedding (a face with no name yet) the engine takes no
+# new frames: the call gets the CPU (the frames in between are dropped as a busy camera's are, so no
+# result waits longer) and first names come about as fast as with in-line embedding. Four 720p
+# sources starting together, 7 faces each: with this hold, calls of 4 faces took 80-110 ms, every
+# 0.15 s; without it every source went on detecting beside the embedder, calls of 8 took 240-380 ms
+# (35-45 ms a face against ~20 alone) and the first names came later. Re-embeddings (the steady
+# state) never hold the engine. stop() and posted requests are served every URGENT_WAIT_S.
 URGENT_WAIT_S = 0.05
 
 

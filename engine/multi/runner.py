@@ -57,11 +57,11 @@ from engine.recognizer import Recognizer
 from engine.track import PolicyConfig
 
 log = logging.getLogger(__name__)
-# Per source at most two embeddings a frame, new faces included: with the embedder on its own
-# thread (engine.multi.embedding) a chosen face stalls nothing, but a burst of new faces on every
-# camera at once (all sources starting together) is then queued in arrival order, two faces of
-# each source per round, so each camera's first names come after the first short call instead of
-# one camera's seven faces going first. (In-line, unpaced: a round embeds at most 2 a source.)
+# Per source at most one embedding a frame, new faces included: a burst of new faces on every
+# camera at once (all sources starting together) is then embedded one face of each source per call
+# (4 sources: calls of 4, ~90 ms each here), so every camera's first names come after the first
+# short call instead of one camera's seven faces going first; in-line (files read unpaced) no round
+# embeds more than one face a source.
 MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False)
 
 
