@@ -30,11 +30,15 @@ def _frames(path, n=FRAMES):
     return out
 
 
-def _pipeline(recognizer, index):  # noqa: F811 - the fixture's name
+def _pipeline(recognizer, index, per_frame: int | None = None):  # noqa: F811 - the fixture's name
     from engine.multi import multi_pipeline_config
     from engine.pipeline import Pipeline
+    from engine.track import PolicyConfig
 
-    return Pipeline(recognizer, index, multi_pipeline_config())
+    if per_frame is None:  # the several-sources default (MULTI_POLICY)
+        return Pipeline(recognizer, index, multi_pipeline_config())
+    return Pipeline(recognizer, index, multi_pipeline_config(policy=PolicyConfig(max_per_frame=per_frame,
+                                                                                 new_always=False)))
 
 
 def test_calls_take_whole_frames_in_order_and_flag_first_embeddings(clips, recognizer, gallery):  # noqa: F811
@@ -42,8 +46,8 @@ def test_calls_take_whole_frames_in_order_and_flag_first_embeddings(clips, recog
 
     begun = []
     for clip in clips:
-        p = _pipeline(recognizer, gallery.index).begin(_frames(clip.path, 1)[0])
-        assert p.to_embed == 2  # three new faces, at most two chosen a frame (MULTI_POLICY)
+        p = _pipeline(recognizer, gallery.index, per_frame=2).begin(_frames(clip.path, 1)[0])
+        assert p.to_embed == 2  # three new faces, at most two chosen a frame
         begun.append(p)
     emb = DeferredEmbedder(recognizer.embedder.embed_tensor, max_faces=3)
     with pytest.raises(ValueError, match="no faces to embed"):
