@@ -228,11 +228,13 @@ class Pipeline:
             pending = dataclasses.replace(pending, idx=idx, sub=pending.sub.select(np.flatnonzero(keep)),
                                           q=pending.q[keep], crops=pending.crops[keep])
             embeddings = np.asarray(embeddings)[keep]
-        embedded, _ = self._take(pending, embeddings)
+        embedded, _ = self._take(pending, embeddings, sent=True)
         return embedded
 
-    def _take(self, pending: PendingFrame, embeddings: np.ndarray | None) -> tuple[EmbeddedFaces, dict[int, int]]:
-        """Match, vote and mark embedded the K faces of ``pending``; (those faces with their
+    def _take(self, pending: PendingFrame, embeddings: np.ndarray | None,
+              sent: bool = False) -> tuple[EmbeddedFaces, dict[int, int]]:
+        """Match, vote and mark embedded the K faces of ``pending`` (``sent``: they were marked when
+        :meth:`finish_deferred` sent them; only tracks split off now are); (those faces with their
         embeddings and crops, {old track id: new id} for tracks split by their new embedding)."""
         idx = pending.idx
         if embeddings is None or len(embeddings) != idx.size:
@@ -243,7 +245,8 @@ class Pipeline:
         if splits:
             sub = sub.replace(track_ids=renumber(sub.track_ids, splits))
         # the policy compares qualities computed the same way at selection time
-        self.policy.mark_embedded(sub.track_ids, pending.quality[idx], pending.clock)
+        mark = np.isin(sub.track_ids, list(splits.values())) if sent else np.ones(idx.size, bool)
+        self.policy.mark_embedded(sub.track_ids[mark], pending.quality[idx][mark], pending.clock)
         return EmbeddedFaces(sub.replace(embeddings=emb), pending.crops, np.asarray(pending.q, np.float32)), splits
 
     def _result(self, pending: PendingFrame, embedded: EmbeddedFaces | None) -> FrameResult:

@@ -31,9 +31,11 @@ class FrameResult:
 
     ``faces``: tracked faces with track ids, identities, names and similarities.
     ``timings_ms``: per-stage wall time in ms (keys ``STAGES``); ``e2e_ms``: from the frame's
-    capture timestamp to this result. ``embedded``: embeddings computed for this frame.
+    capture timestamp to this result. ``embedded``: embeddings computed for this frame (with
+    the embedder on its own thread, :mod:`engine.multi.embedding`: those that came back since
+    this source's previous result, faces and crops from the frame they were chosen on).
     ``alive``: ids of all tracks the tracker keeps, including faces hidden this frame.
-    ``embedded_faces``: the faces embedded for this frame with their crops (None when none).
+    ``embedded_faces``: those faces with their crops (None when none).
     """
 
     frame: Frame

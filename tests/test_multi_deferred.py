@@ -98,6 +98,8 @@ def test_late_votes_name_the_same_people_and_in_flight_faces_wait(clips, recogni
         if prev is not None:  # absorbed one frame late
             ef = late.absorb(prev, recognizer.embedder.embed_tensor(prev.tensor))
             embedded += 0 if ef is None else len(ef.crops)
+            if prev.frame.index == 0:  # sent and absorbed: counted as ONE embedding of each face
+                assert all(late.policy.embedded(int(t))[2] == 1 for t in prev.sub.track_ids)
         prev = p if p.to_embed else None
         for t, n in zip(r.faces.track_ids.tolist(), r.faces.names, strict=True):
             names_late.setdefault(t, set()).add(n)
@@ -150,3 +152,17 @@ def test_runner_embeds_on_its_worker_and_hands_every_embedding_back(clips, recog
             if ef is not None:  # crops and embeddings of tracks this source still shows (sightings read them)
                 assert len(ef.crops) == len(ef.faces.embeddings) == sr.result.embedded
                 assert set(ef.faces.track_ids.tolist()) <= set(sr.result.alive)
+
+
+def test_only_files_read_unpaced_embed_in_line(clips, recognizer):  # noqa: F811
+    from engine.capture import CaptureConfig
+    from engine.multi import MultiSource, SourceSettings
+
+    files = [SourceSettings(str(c.path)) for c in clips]
+    unpaced = CaptureConfig(realtime=False)
+    assert not MultiSource(recognizer, files, capture_config=unpaced).defers_embedding  # reproducible
+    assert MultiSource(recognizer, files).defers_embedding  # paced like cameras
+    # a camera among them is live whatever the files do: no frame of it waits for the embedder
+    assert MultiSource(recognizer, [*files, SourceSettings("rtsp://cam.local/live")],
+                       capture_config=unpaced).defers_embedding
+    assert not MultiSource(recognizer, files, defer_embedding=False).defers_embedding

@@ -83,8 +83,9 @@ class MultiSource(RoundLoop):
     this many processed frames (None: until it ends); ``on_state(name, state, reason)``: called on
     the capture or engine thread at each state change (keep it short); ``defer_embedding``: run the
     embedder on its own thread while the engine goes on (:mod:`engine.multi.embedding`; a face's
-    votes arrive one call later, no frame waits for the embedder), default on unless files are read
-    unpaced (``capture_config.realtime`` False: every frame then waits, so results are reproducible).
+    votes arrive one call later, no frame waits for the embedder), default on unless every source is
+    a file read unpaced (``capture_config.realtime`` False: every frame then waits for its
+    embeddings, so results are reproducible).
     """
 
     def __init__(self, recognizer: Recognizer, sources: list[SourceSettings], gallery_index=None,
@@ -112,8 +113,8 @@ class MultiSource(RoundLoop):
         self.error: BaseException | None = None  # what ended the engine thread, if anything did
         self.rounds_done = self.embed_calls = 0
         self._helper: ThreadPoolExecutor | None = None  # made by the first round with two frames
-        if defer_embedding is None:  # files read as fast as processed: every frame waits, results reproducible
-            defer_embedding = self.capture_config.realtime
+        if defer_embedding is None:  # only files read as fast as processed wait for it: reproducible results
+            defer_embedding = self.capture_config.realtime or any(s.spec.is_live for s in self._sources)
         self._deferred = DeferredEmbedder(recognizer.embedder.embed_tensor) if defer_embedding else None
         for s in self._sources:
             s.pipeline = Pipeline(self._recognizer_for(s.settings), gallery_index, self.pipeline_config)
@@ -123,6 +124,11 @@ class MultiSource(RoundLoop):
     @property
     def names(self) -> list[str]:
         return [s.name for s in self._sources]
+
+    @property
+    def defers_embedding(self) -> bool:
+        """Does the embedder run on its own thread (``defer_embedding``)?"""
+        return self._deferred is not None
 
     def spec(self, name: str):
         """The named source's parsed :class:`~engine.capture.SourceSpec` (``display`` is safe to show)."""
