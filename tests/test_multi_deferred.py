@@ -166,3 +166,29 @@ def test_only_files_read_unpaced_embed_in_line(clips, recognizer):  # noqa: F811
     assert MultiSource(recognizer, [*files, SourceSettings("rtsp://cam.local/live")],
                        capture_config=unpaced).defers_embedding
     assert not MultiSource(recognizer, files, defer_embedding=False).defers_embedding
+
+
+def test_run_cli_paced_sources_record_sightings_from_deferred_embeddings(clips, gallery_file, tmp_path):  # noqa: F811
+    """`run --realtime` with two sources: embeddings come back on later frames, and the sightings written
+    still carry each face's crop and embedding, named people among them, under each source's name."""
+    import sqlite3
+
+    from engine.gallery.codec import blobs_to_matrix
+    from tests.test_cli import facescope
+
+    db = tmp_path / "people.db"
+    db.write_bytes(gallery_file.read_bytes())
+    facescope("run", "--source", clips[0].path, "--source", clips[1].path, "--source-name", "door", "--realtime",
+              "--gallery", db)
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT s.source, s.embedding, p.name FROM sightings s "
+                            "LEFT JOIN persons p ON p.id = s.person_id").fetchall()
+    finally:
+        conn.close()
+    assert {r[0] for r in rows} == {"door", clips[1].path.name}
+    emb = blobs_to_matrix([r[1] for r in rows], len(rows[0][1]) // 4)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3)  # real unit embeddings, not placeholders
+    for clip, name in ((clips[0], "door"), (clips[1], clips[1].path.name)):
+        named = {r[2] for r in rows if r[0] == name and r[2]}
+        assert named and named <= {p["name"] for p in clip.enrolled}, (name, named)
