@@ -15,19 +15,11 @@ from tests.test_multi_source import FRAMES, clips, gallery, gallery_file, recogn
 
 
 def _frames(path, n=FRAMES):
-    import cv2
-
+    """The clip's first ``n`` frames as capture Frames (25 fps media time)."""
     from engine.capture import Frame
+    from tests.test_gating import _frames as images
 
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while len(out) < n:
-        ok, image = cap.read()
-        if not ok:
-            break
-        out.append(Frame(image, len(out), time.perf_counter(), len(out) / 25.0))
-    cap.release()
-    return out
+    return [Frame(image, i, time.perf_counter(), i / 25.0) for i, image in enumerate(images(path, n))]
 
 
 def _pipeline(recognizer, index, per_frame: int | None = None):  # noqa: F811 - the fixture's name

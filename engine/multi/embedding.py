@@ -51,10 +51,9 @@ class DeferredEmbedder:
         self._embed = embed_tensor
         self.max_faces = max_faces
         self._pool: ThreadPoolExecutor | None = None
-        self._waiting: list[tuple[Hashable, PendingFrame]] = []
-        self._running: list[tuple[Hashable, PendingFrame]] = []
+        self._waiting: list[tuple[Hashable, PendingFrame, bool]] = []  # (key, frame, holds a first embedding)
+        self._running: list[tuple[Hashable, PendingFrame, bool]] = []
         self._job: Future | None = None
-        self._urgent: set[int] = set()  # id() of waiting frames holding a face's first embedding
         self.urgent = False  # the running call holds a face's first embedding
 
     @property
@@ -66,9 +65,7 @@ class DeferredEmbedder:
         """Queue a frame's faces; ``first``: one of them was never embedded (no name yet)."""
         if pending.tensor is None or pending.to_embed == 0:
             raise ValueError("add: the frame has no faces to embed")
-        self._waiting.append((key, pending))
-        if first:
-            self._urgent.add(id(pending))
+        self._waiting.append((key, pending, bool(first)))
 
     def submit(self) -> bool:
         """Start a call unless one is running, with the waiting frames' faces in the order they
@@ -82,9 +79,8 @@ class DeferredEmbedder:
             faces += self._waiting[n][1].to_embed
             n += 1
         self._running, self._waiting = self._waiting[:n], self._waiting[n:]
-        self.urgent = any(id(p) in self._urgent for _, p in self._running)
-        self._urgent.difference_update(id(p) for _, p in self._running)
-        tensors = [p.tensor for _, p in self._running]
+        self.urgent = any(first for _, _, first in self._running)
+        tensors = [p.tensor for _, p, _ in self._running]
         x = tensors[0] if len(tensors) == 1 else np.concatenate(tensors)
         self._job = self._pool.submit(self._timed, x)
         return True
@@ -103,7 +99,7 @@ class DeferredEmbedder:
         self._job, running, self._running, self.urgent = None, self._running, [], False
         emb, ms = job.result()  # an embedder error surfaces here, on the caller's thread
         items, off = [], 0
-        for key, p in running:
+        for key, p, _ in running:
             k = p.to_embed
             items.append((key, p, emb[off:off + k]))
             off += k
@@ -122,7 +118,6 @@ class DeferredEmbedder:
     def close(self) -> None:
         """Drop waiting frames; a running call finishes on its own (never waited for here)."""
         self._waiting, self._running, self._job, self.urgent = [], [], None, False
-        self._urgent.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
