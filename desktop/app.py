@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(sources) > 1:
         from desktop.grid_window import GridWindow
 
-        win = GridWindow(sources, gallery, settings_recognizer_factory(settings))
+        win = GridWindow(sources, gallery, settings_recognizer_factory(settings, multi=True))
     else:
         win = MainWindow(gallery_path=gallery, recognizer_factory=settings_recognizer_factory(settings),
                          pipeline_config=settings.to_configs().pipeline)

@@ -9,6 +9,8 @@ Panels talk to the window's public API and its ``session``, never to its private
 """
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QMessageBox
@@ -22,12 +24,18 @@ from desktop.settings_dialog import SettingsDialog
 from engine.util.rate import RateMeter
 
 
-def settings_recognizer_factory(settings: Settings):
-    """A recognizer factory built from the saved settings (the real-time preset's tree)."""
+def settings_recognizer_factory(settings: Settings, multi: bool = False):
+    """A recognizer factory built from the saved settings (the real-time preset's tree); ``multi``:
+    for the grid's several sources (:func:`engine.multi.multi_runtime`)."""
     def factory():
         from engine.recognizer import Recognizer
 
-        return Recognizer.from_config(settings.to_configs().recognizer)
+        config = settings.to_configs().recognizer
+        if multi:
+            from engine.multi import multi_runtime
+
+            config = dataclasses.replace(config, runtime=multi_runtime(config.runtime))
+        return Recognizer.from_config(config)
     return factory
 
 

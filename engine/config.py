@@ -15,7 +15,8 @@ class RuntimeConfig:
 
     ``backend``: "auto" (TensorRT when a GPU and TensorRT are present, else ONNX Runtime with
     CUDA, else ONNX Runtime on the CPU: :mod:`engine.backends.select`) or a registered name.
-    ``threads``: ONNX Runtime CPU threads (0 = all cores). TensorRT only: ``precision`` of
+    ``threads``: ONNX Runtime CPU threads (0 = all cores); ``embedder_threads``: the same for the
+    embedder alone (None = ``threads``; see :func:`engine.multi.multi_runtime`). TensorRT only: ``precision`` of
     the engines built on first use (int8 needs a calibration cache from ``facescope trt build
     --precision int8 --calib DIR``), ``max_batch`` the top of the batch profile for stages
     that batch (embedder, landmarks), ``workspace_mb`` the builder's scratch memory limit.
@@ -23,6 +24,7 @@ class RuntimeConfig:
 
     backend: str = "auto"
     threads: int = 0
+    embedder_threads: int | None = None
     precision: str = "fp16"
     max_batch: int = 16
     workspace_mb: int = 1024
@@ -30,9 +32,17 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         _check(bool(self.backend.strip()), "backend must not be empty")
         _check(self.threads >= 0, f"threads must be >= 0, got {self.threads}")
+        _check(self.embedder_threads is None or self.embedder_threads >= 0,
+               f"embedder_threads must be >= 0 or None, got {self.embedder_threads}")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         _check(1 <= self.max_batch <= 1024, f"max_batch must be in [1, 1024], got {self.max_batch}")
         _check(64 <= self.workspace_mb <= 1 << 20, f"workspace_mb must be in [64, 1048576], got {self.workspace_mb}")
+
+    def for_embedder(self) -> RuntimeConfig:
+        """This runtime with ``threads`` = ``embedder_threads`` where that is set (the embedder's own)."""
+        if self.embedder_threads is None:
+            return self
+        return dataclasses.replace(self, threads=self.embedder_threads, embedder_threads=None)
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,8 @@ class Recognizer:
         kwargs = {"weights": config.detector_weights} if config.detector_weights else {}
         landmarker = make_landmarker(config.landmarks, config.runtime) if config.landmarks.model else None
         return cls(detector_for(config.detector, config.runtime, **kwargs),  # still images: + pyramid
-                   make_embedder(config.embedder.name, config.embedder, config.runtime), config.match, landmarker,
-                   config)
+                   make_embedder(config.embedder.name, config.embedder, config.runtime.for_embedder()), config.match,
+                   landmarker, config)
 
     def for_photos(self) -> Recognizer:
         """This recognizer for still photos (files dropped on the window while it runs video): the

@@ -203,6 +203,21 @@ def test_warp_non_contiguous_image(synthetic):
     np.testing.assert_array_equal(warp_crops(bgra[..., :3], M), warp_crops(synthetic, M))
 
 
+def test_warp_one_kernel_for_writable_and_read_only_frames(synthetic):
+    """Live frames are read-only, photos and warm-up frames writable: Numba types the two apart,
+    and a second kernel compiled (or loaded) mid-session stalled the engine thread."""
+    from engine.align import warp as warp_module
+
+    M = np.array([similarity(1.1, 0.1, -5, 3)])
+    frozen = synthetic.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(warp_to_tensor(frozen, M), warp_to_tensor(synthetic, M))
+    np.testing.assert_array_equal(warp_crops(frozen, M), warp_crops(synthetic, M))
+    images = {sig[0] for sig in warp_module._warp_kernel.signatures}
+    assert len(images) == 1 and next(iter(images)).mutable is False
+    assert synthetic.flags.writeable  # the caller's array is untouched
+
+
 def test_warp_rejects_bad_input(synthetic):
     M = np.array([similarity(1, 0, 0, 0)], np.float32)
     cases = [

@@ -127,7 +127,10 @@ def test_gui_command_opens_the_grid_for_several_sources(tmp_path):
             "    w = next((w for w in qa.topLevelWidgets() if type(w).__name__ == 'GridWindow'), None)\n"
             "    shown = sorted(n for n, t in w.grid.tiles.items() if t.view.faces is not None) if w else []\n"
             "    if w is not None and (len(shown) == 2 or w.last_error):\n"
-            "        print('TILES', sorted(w.grid.tiles), 'SHOWN', shown, 'ERROR', w.last_error, flush=True)\n"
+            "        rec = w.runner.recognizer if w.runner is not None else None\n"
+            "        threads = (rec.detector.session.threads, rec.embedder.session.threads) if rec else None\n"
+            "        print('TILES', sorted(w.grid.tiles), 'SHOWN', shown, 'ERROR', w.last_error, 'THREADS', threads,\n"
+            "              flush=True)\n"
             "        qa.quit()\n"
             "    else:\n"
             "        QTimer.singleShot(250, poll)\n"
@@ -139,3 +142,4 @@ def test_gui_command_opens_the_grid_for_several_sources(tmp_path):
     assert "Traceback" not in r.stderr
     assert ("TILES ['megamind.avi', 'megamind.avi-2'] SHOWN ['megamind.avi', 'megamind.avi-2'] ERROR None"
             in r.stdout), r.stdout
+    assert "THREADS (1, 0)" in r.stdout, r.stdout  # the grid's recognizer: engine.multi.multi_runtime

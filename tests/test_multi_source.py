@@ -291,6 +291,7 @@ def test_bench_several_sources_reports_per_source(clips, tmp_path):
     scoring = res["bench_scoring_cpu_s"] / res["wall_s"]  # the benchmark's own truth matching, left out
     assert abs(sum(s["cores"] for s in res["sources"].values()) + scoring - res["cores_total"]) < 0.05  # shares add up
     assert "2 sources paced like cameras" in r.stdout
+    assert res["ort_threads"] == {"models": 1, "embedder": 0}  # engine.multi.multi_runtime (no --threads given)
 
 
 def test_engine_thread_and_per_source_detector_size(clips, recognizer):
@@ -306,9 +307,24 @@ def test_engine_thread_and_per_source_detector_size(clips, recognizer):
     assert small.detector is not recognizer.detector and small.config.detector.input_size == (320, 192)
     assert small.embedder is recognizer.embedder and small.landmarker is recognizer.landmarker
     got: list = []
-    runner.start(on_result=got.append)  # the engine on its own thread, as a GUI runs it
-    assert runner.join(timeout=120)
-    runner.stop()
+    cv_threads: set[int] = set()
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)  # what a 2-core machine has by default, whatever this one has
+
+    def on_result(sr) -> None:
+        got.append(sr)
+        cv_threads.add(cv2.getNumThreads())
+
+    try:
+        runner.start(on_result=on_result)  # the engine on its own thread, as a GUI runs it
+        assert runner.join(timeout=120)
+        runner.stop()
+        assert cv_threads == {1}  # OpenCV single-threaded while the runner runs (engine.multi.presets) ...
+        assert cv2.getNumThreads() == 2  # ... and as it was after stop()
+        runner.stop()  # idempotent: does not release twice
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
     assert sum(sr.source == "full" for sr in got) == 20 == sum(sr.source == "small" for sr in got)
     assert all(len(sr.faces) == 0 for sr in got if sr.source == "small")  # min_face 1000 px drops every face
     assert any(len(sr.faces) for sr in got if sr.source == "full")
@@ -342,3 +358,28 @@ def test_published_payload_names_the_events_source():
     assert [(p["source"], p["source_name"]) for p in sink.items] == [("door", "door"), ("hall", "hall"),
                                                                       ("several", "several")]
     assert sink.items[0]["time"].startswith("2026-12-06T")
+
+
+def test_idle_engine_sleeps_until_a_capture_has_a_frame(clips, recognizer):
+    """Paced like a camera, the engine waits most of each frame period: it sleeps on the captures'
+    wake-up (Capture(on_frame=...)) instead of polling every few ms, and the wait is reported as
+    the next frame's capture_wait."""
+    from engine.capture import CaptureConfig
+    from engine.multi import MultiSource, SourceSettings
+
+    runner = MultiSource(recognizer, [SourceSettings(str(clips[0].path), name="a")],
+                         capture_config=CaptureConfig(realtime=True), frames_per_source=30)
+    polls = 0
+    poll = runner._poll
+
+    def counted(order):
+        nonlocal polls
+        polls += 1
+        return poll(order)
+
+    runner._poll = counted
+    with runner:
+        waits = [sr.result.timings_ms["capture_wait"] for rnd in runner.rounds() for sr in rnd.results]
+    assert len(waits) == 30
+    assert polls <= 3 * len(waits)  # a frame, then one sleep until the next (was ~8 polls a frame)
+    assert np.median(waits[1:]) > 10.0  # 40 ms a frame at 25 fps, most of it spent waiting

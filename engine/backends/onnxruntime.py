@@ -72,6 +72,7 @@ class OrtSession:
         # give them back (32 MB of resident memory with the three shipped models).
         release_free_heap()
         self.path = Path(path)
+        self.threads = threads  # intra-op threads asked for (0 = ORT's default, all cores)
         self.providers = tuple(self._session.get_providers())
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self.output_names = tuple(o.name for o in self._session.get_outputs())

@@ -193,6 +193,7 @@ def bench_multi(recognizer: Recognizer, sources: list[str | Path], gallery_index
             "engine_s": engine_s[n],
             "timing": truth_metrics(logs[n], truth) if truth else None,
         }
+    runtime = getattr(getattr(recognizer, "config", None), "runtime", None)
     return {
         "sources": per, "paced": paced, "wall_s": wall, "cpu_s": total_cpu,
         "cores_total": total_cpu / wall if wall > 0 else None,
@@ -202,6 +203,8 @@ def bench_multi(recognizer: Recognizer, sources: list[str | Path], gallery_index
         "faces_per_embed_call": float(np.mean(batch_sizes)) if batch_sizes else 0.0,
         "threads_cpu_s": {k or "(unnamed: ONNX Runtime pool, others)": round(v, 3) for k, v in threads.items()
                           if v > 0.005},
+        # what ran: ONNX Runtime intra-op threads of the per-frame models and of the embedder (0 = all cores)
+        "ort_threads": {"models": runtime.threads, "embedder": runtime.for_embedder().threads} if runtime else None,
     }
 
 

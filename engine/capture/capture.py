@@ -45,13 +45,16 @@ class _SessionError(Exception):
 
 class Capture:
     """Capture of one source; see the module docstring. ``on_state(state, reason)`` is called on
-    the capture thread at every change (keep it short; exceptions are logged and ignored).
+    the capture thread at every change (keep it short; exceptions are logged and ignored);
+    ``on_frame()`` after every frame published (keep it shorter: e.g. ``Event.set``, so that a
+    consumer of several captures sleeps until one has a frame instead of polling them).
     Meant for one consumer; ``read`` and ``stop`` are safe from any thread."""
 
     def __init__(self, source: SourceSpec | str | int, config: CaptureConfig = CaptureConfig(),
-                 on_state: Callable[[CaptureState, str], None] | None = None):
+                 on_state: Callable[[CaptureState, str], None] | None = None,
+                 on_frame: Callable[[], None] | None = None):
         self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
-        self.config, self._on_state = config, on_state
+        self.config, self._on_state, self._on_frame = config, on_state, on_frame
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._slot: Frame | None = None
@@ -255,3 +258,5 @@ class Capture:
             self._captured += 1
             self._rate.tick(t)
             self._cond.notify_all()
+        if self._on_frame is not None:
+            self._on_frame()

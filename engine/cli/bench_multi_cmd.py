@@ -39,7 +39,7 @@ def run_multi_bench(args: argparse.Namespace, fill_gallery) -> int:
             truths.append(load_truth(path))
         else:
             truths.append(None)
-    rec = build_tracking_recognizer(args)
+    rec = build_tracking_recognizer(args, multi=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.gallery:
             gallery = open_gallery(args.gallery, rec.embedder, create=False)

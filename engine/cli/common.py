@@ -68,15 +68,16 @@ def add_threshold_arg(p: argparse.ArgumentParser) -> None:
                         "SFace 0.03)")
 
 
-def recognizer_config(args: argparse.Namespace, realtime: bool = False) -> RecognizerConfig:
+def recognizer_config(args: argparse.Namespace, realtime: bool = False, multi: bool = False) -> RecognizerConfig:
     """The config tree from the shared options, on the still-image preset or (``realtime``, for
     video through the tracker) the real-time one, which gives a detector without
-    ``--det-threshold`` the tracker's low threshold."""
+    ``--det-threshold`` the tracker's low threshold. ``multi``: for several sources through one
+    engine (:func:`engine.multi.multi_runtime`: the models' threads, unless ``--threads`` is set)."""
     parts = dict(
         detector=DetectorConfig(name=args.detector, input_size=args.det_size, score_threshold=args.det_threshold,
                                 min_face_size=args.min_face),
         embedder=EmbedderConfig(name=args.embedder, flip=args.flip),
-        runtime=RuntimeConfig(backend=args.backend, threads=args.threads, precision=args.precision),
+        runtime=_runtime(args, multi),
         match=MatchConfig(threshold=getattr(args, "threshold", None), confirmed=getattr(args, "confirmed", None),
                           margin=getattr(args, "margin", None)),
         landmarks=LandmarkConfig(model=None if str(args.landmarks).lower() == "none" else args.landmarks,
@@ -90,16 +91,25 @@ def recognizer_config(args: argparse.Namespace, realtime: bool = False) -> Recog
     return RecognizerConfig.still(**parts)
 
 
-def build_recognizer(args: argparse.Namespace, realtime: bool = False):
-    """``Recognizer.from_config(recognizer_config(args, realtime))``."""
+def _runtime(args: argparse.Namespace, multi: bool) -> RuntimeConfig:
+    runtime = RuntimeConfig(backend=args.backend, threads=args.threads, precision=args.precision)
+    if multi:
+        from engine.multi import multi_runtime
+
+        runtime = multi_runtime(runtime)
+    return runtime
+
+
+def build_recognizer(args: argparse.Namespace, realtime: bool = False, multi: bool = False):
+    """``Recognizer.from_config(recognizer_config(args, realtime, multi))``."""
     from engine.recognizer import Recognizer
 
-    return Recognizer.from_config(recognizer_config(args, realtime))
+    return Recognizer.from_config(recognizer_config(args, realtime, multi))
 
 
-def build_tracking_recognizer(args: argparse.Namespace):
-    """The real-time preset's recognizer (see :func:`recognizer_config`)."""
-    return build_recognizer(args, realtime=True)
+def build_tracking_recognizer(args: argparse.Namespace, multi: bool = False):
+    """The real-time preset's recognizer (see :func:`recognizer_config`); ``multi`` for several sources."""
+    return build_recognizer(args, realtime=True, multi=multi)
 
 
 def write_json(path: str | Path | None, payload: dict) -> None:

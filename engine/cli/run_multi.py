@@ -91,7 +91,7 @@ def run_multi(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None and out_dir.suffix.lower() in (".mp4", ".avi"):
         raise FacescopeError(f"--out with several sources is a folder (one video per source), got {args.out}")
-    rec = build_tracking_recognizer(args)
+    rec = build_tracking_recognizer(args, multi=True)
     per: dict[str, dict] = {}
     sightings = 0
     t0 = time.perf_counter()

@@ -31,7 +31,6 @@ from engine.multi.settings import SourceSettings
 from engine.pipeline import Pipeline
 from engine.util.rate import RateMeter
 
-IDLE_WAIT_S = 0.005  # no source had a new frame: wait this long on one before polling all again
 # Every other frame of a round runs its first half (detect, track, landmarks, align) on ONE helper
 # thread: ONNX Runtime, OpenCV and NumPy release the GIL, so two sources' detectors can use both
 # cores. Four 720p sources, three alternating runs each, quiet 2-core VM: 19.3-20.4 FPS a source and
@@ -45,6 +44,10 @@ BEGIN_HELPERS = 1
 # (35-45 ms a face against ~20 alone) and the first names came later. Re-embeddings (the steady
 # state) never hold the engine. stop() and posted requests are served every URGENT_WAIT_S.
 URGENT_WAIT_S = 0.05
+# No source has a new frame: the engine sleeps until a capture publishes one (or changes state, or
+# stop()/post() is called), at most this long. It used to block 5 ms on ONE source's capture and
+# poll all again: ~8 wake-ups a frame for one 25 fps source, 0.03 of a core (measured, thread CPU).
+IDLE_WAIT_S = 0.25
 
 
 class SourceState:
@@ -92,6 +95,10 @@ class RoundLoop:
             yield rnd
 
     def _poll(self, order: list[SourceState]) -> list[tuple[SourceState, object, float]]:
+        """The newest frame of every source that has one; none: sleep until a capture wakes the
+        engine (``_wake``) and return nothing (the loop serves stop and requests, then polls again).
+        The first frame picked carries the time slept since the last round (its ``capture_wait``)."""
+        self._wake.clear()  # before reading: a frame published from here on sets it again
         picked = []
         for s in order:
             frame = s.capture.read(timeout=0)
@@ -99,13 +106,14 @@ class RoundLoop:
                 picked.append((s, frame, 0.0))
             elif s.capture.finished:
                 self._end(s)
-        if picked or not any(not s.done for s in order):
+        if picked:
+            s, frame, _ = picked[0]
+            picked[0], self._waited_ms = (s, frame, self._waited_ms), 0.0
             return picked
-        s = next(s for s in order if not s.done)  # nothing new anywhere: block briefly on one source
-        t = time.perf_counter()
-        frame = s.capture.read(timeout=IDLE_WAIT_S)
-        if frame is not None:
-            picked.append((s, frame, 1000.0 * (time.perf_counter() - t)))
+        if any(not s.done for s in order):
+            t = time.perf_counter()
+            self._wake.wait(IDLE_WAIT_S)
+            self._waited_ms += 1000.0 * (time.perf_counter() - t)
         return picked
 
     @staticmethod

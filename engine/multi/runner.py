@@ -48,27 +48,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from engine.capture import Capture, CaptureConfig, CaptureState
 from engine.multi.embedding import DeferredEmbedder
+from engine.multi.presets import hold_single_threaded_opencv, multi_pipeline_config, release_opencv_threads
 from engine.multi.results import SourceResult, SourceStatus
 from engine.multi.roi import Roi, face_filter
 from engine.multi.rounds import RoundLoop, SourceState
 from engine.multi.settings import SourceSettings, unique_names
 from engine.pipeline import Pipeline, PipelineConfig
 from engine.recognizer import Recognizer
-from engine.track import PolicyConfig
 
 log = logging.getLogger(__name__)
-# Per source at most one embedding a frame, new faces included: a burst of new faces on every
-# camera at once (all sources starting together) is then embedded one face of each source per call
-# (4 sources: calls of 4, ~90 ms each here), so every camera's first names come after the first
-# short call instead of one camera's seven faces going first; in-line (files read unpaced) no round
-# embeds more than one face a source.
-MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False)
-
-
-def multi_pipeline_config(**parts) -> PipelineConfig:
-    """The pipeline settings every source of a :class:`MultiSource` gets by default:
-    ``PipelineConfig(policy=MULTI_POLICY, **parts)`` (``parts`` replace other fields, e.g. ``gate``)."""
-    return PipelineConfig(**{"policy": MULTI_POLICY, **parts})
 
 
 class MultiSource(RoundLoop):
@@ -108,11 +96,15 @@ class MultiSource(RoundLoop):
         self._by_name = {s.name: s for s in self._sources}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # set by every capture's new frame or state change, stop() and post(): the engine sleeps on it
+        self._wake = threading.Event()
+        self._waited_ms = 0.0  # the engine's sleep for frames since its last round (the next frame's capture_wait)
         self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None  # what ended the engine thread, if anything did
         self.rounds_done = self.embed_calls = 0
         self._helper: ThreadPoolExecutor | None = None  # made by the first round with two frames
+        self._cv_held = False  # OpenCV single-threaded while the captures run (start_captures .. stop)
         if defer_embedding is None:  # only files read as fast as processed wait for it: reproducible results
             defer_embedding = self.capture_config.realtime or any(s.spec.is_live for s in self._sources)
         self._deferred = DeferredEmbedder(recognizer.embedder.embed_tensor) if defer_embedding else None
@@ -139,7 +131,11 @@ class MultiSource(RoundLoop):
         return self._get(name).pipeline
 
     def start_captures(self) -> None:
-        """Open every enabled source's capture (each on its own thread)."""
+        """Open every enabled source's capture (each on its own thread). From here until
+        :meth:`stop`, OpenCV runs single-threaded (:func:`~engine.multi.presets.hold_single_threaded_opencv`)."""
+        if not self._cv_held:
+            hold_single_threaded_opencv()
+            self._cv_held = True
         for s in self._sources:
             if s.settings.enabled and s.capture is None:
                 self._open(s)
@@ -188,6 +184,7 @@ class MultiSource(RoundLoop):
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the engine thread and every capture; idempotent."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         for s in self._sources:
@@ -197,6 +194,9 @@ class MultiSource(RoundLoop):
             self._helper.shutdown(wait=False)
         if self._deferred is not None:
             self._deferred.close()
+        if self._cv_held:
+            self._cv_held = False
+            release_opencv_threads()
 
     def __enter__(self) -> MultiSource:
         return self
@@ -224,6 +224,7 @@ class MultiSource(RoundLoop):
         """Run ``fn`` on the engine thread before its next round (the pipelines belong to it:
         enrolment's ``want_embedding`` / ``assign_identity``); at once when it is not running."""
         self._requests.put(fn)
+        self._wake.set()
         if self._thread is None:
             self._run_requests()
 
@@ -273,11 +274,13 @@ class MultiSource(RoundLoop):
         cfg = self.capture_config
         if s.settings.webcam is not None:
             cfg = dataclasses.replace(cfg, webcam=s.settings.webcam)
-        s.capture = Capture(s.spec, cfg, on_state=lambda state, reason, s=s: self._capture_state(s, state, reason))
+        s.capture = Capture(s.spec, cfg, on_state=lambda state, reason, s=s: self._capture_state(s, state, reason),
+                            on_frame=self._wake.set)
         s.done = False
         s.capture.start()
 
     def _capture_state(self, s: SourceState, state: CaptureState, reason: str) -> None:
+        self._wake.set()  # an ended source is noticed at once
         with self._lock:
             if s.state in ("error", "disabled"):
                 return  # the runner's own verdict stands

@@ -1,0 +1,80 @@
+"""What a several-sources run sets differently from one source: the re-embedding policy, the
+models' threads and OpenCV's thread pool. One place, so the CLI, the benchmark and the GUI grid
+run the same engine.
+
+Why each (four 1280x720 25 fps clips through one engine on this 2-core VM, alternating runs;
+``facescope bench --source c1.avi ... --source c4.avi``, see docs/scaling.md): with several
+sources the engine already keeps both cores busy with different frames (one helper thread for
+every other frame's detection, the embedder on its own thread), so a model splitting ONE small
+inference over both cores only adds hand-offs: ONNX Runtime's second thread and OpenCV's pool
+cost CPU time without giving frames back. Together with the longer settled-face refresh below,
+the engine's CPU a frame fell by about a quarter (1.60 -> 1.21-1.33 cores in all in the same
+minutes) at the same accuracy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import cv2
+
+from engine.config import RuntimeConfig
+from engine.pipeline import PipelineConfig
+from engine.track import PolicyConfig
+
+# Per source at most one embedding a frame, new faces included: a burst of new faces on every
+# camera at once (all sources starting together) is then embedded one face of each source per call
+# (4 sources: calls of 4, ~90 ms each here), so every camera's first names come after the first
+# short call instead of one camera's seven faces going first; in-line (files read unpaced) no round
+# embeds more than one face a source. A settled face is re-checked every 4 s (10 s when named, of
+# good quality and alone) instead of 2 s (5 s): new, undecided, jumped and better-seen faces are
+# embedded as before, so this only thins the re-checks of faces that keep their name; on the four
+# clips the embeddings fell by a third (120 -> 80 faces in 12 s) with accuracy unchanged.
+MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False, refresh_s=4.0, alone_refresh_s=10.0)
+
+
+def multi_pipeline_config(**parts) -> PipelineConfig:
+    """The pipeline settings every source of a :class:`MultiSource` gets by default:
+    ``PipelineConfig(policy=MULTI_POLICY, **parts)`` (``parts`` replace other fields, e.g. ``gate``)."""
+    return PipelineConfig(**{"policy": MULTI_POLICY, **parts})
+
+
+def multi_runtime(runtime: RuntimeConfig) -> RuntimeConfig:
+    """The runtime of a several-sources recognizer: with ``threads`` 0 (auto), ONE ONNX Runtime
+    thread for the per-frame models (detector, landmarks: sources run side by side instead) and
+    all cores for the embedder, whose first-name calls run while the engine holds new frames
+    (:data:`engine.multi.rounds.URGENT_WAIT_S`): with one thread there, fewer sources showed their
+    first names within 1 s. A ``threads`` the user set is kept for every model."""
+    if runtime.threads != 0:
+        return runtime
+    embedder = 0 if runtime.embedder_threads is None else runtime.embedder_threads
+    return dataclasses.replace(runtime, threads=1, embedder_threads=embedder)
+
+
+_CV_LOCK = threading.Lock()
+_cv_users = 0
+_cv_before = 0
+
+
+def hold_single_threaded_opencv() -> None:
+    """OpenCV's own thread pool off (``cv2.setNumThreads(1)``) until every holder has called
+    :func:`release_opencv_threads`. The engine's OpenCV calls are small (frame resizes for the
+    detector and the motion gate, face thumbnails): a 1280x720 -> 256x144 resize took 0.39 ms of
+    CPU on the pool's two threads against 0.19 ms on one (measured here). Process-wide."""
+    global _cv_users, _cv_before
+    with _CV_LOCK:
+        if _cv_users == 0:
+            _cv_before = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _cv_users += 1
+
+
+def release_opencv_threads() -> None:
+    """Undo one :func:`hold_single_threaded_opencv`; the last one restores the earlier setting."""
+    global _cv_users
+    with _CV_LOCK:
+        if _cv_users == 0:
+            return
+        _cv_users -= 1
+        if _cv_users == 0:
+            cv2.setNumThreads(_cv_before)
