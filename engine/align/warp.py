@@ -250,8 +250,9 @@ def _prepare(image, M, size, mean=0.0, std=1.0):
     w, h = _parse_size(size)
     # ascontiguousarray: no copy for the usual C-contiguous frame. Always a read-only view: Numba
     # compiles (or loads from its cache) one kernel per argument type, and read-only is a type of
-    # its own, so a live frame (read-only) after a writable one (a photo, the warm-up) cost a second
-    # kernel on the engine thread in the middle of a session (1.4 s of CPU, measured).
+    # its own, so a live frame (read-only) after a writable one (a photo, a warm-up frame) cost a
+    # second kernel on the engine thread at the session's first embedding: 4.2 s of CPU compiling
+    # it on a fresh install, ~10 ms loading it from Numba's cache later (measured here).
     img = np.ascontiguousarray(image).view()
     img.flags.writeable = False
     return img, m, w, h, norm[0], norm[1]
