@@ -305,7 +305,10 @@ class Pipeline:
         self._alive = alive
 
     def run(self, capture: Capture, max_frames: int | None = None) -> Iterator[FrameResult]:
-        """Yield one result per processed frame until the source ends or ``max_frames``."""
+        """Yield one result per processed frame until the source ends or ``max_frames``. The
+        recognizer is warmed up first (:meth:`Recognizer.warm_up`: while the source connects, not
+        at the first face)."""
+        self.recognizer.warm_up()
         n = 0
         while max_frames is None or n < max_frames:
             t = time.perf_counter()

@@ -75,6 +75,29 @@ class Recognizer:
         return Recognizer(detector_for(detector, config.runtime, **kwargs), self.embedder, self.match, self.landmarker,
                           config)
 
+    def warm_up(self) -> None:
+        """Run every real-time stage once (detect, landmarks, align, crops, embed) on a blank
+        read-only frame with four made-up faces, so that first-use costs are paid here and not by
+        the first face of a session: Numba compiling the warp kernels on a fresh install (~5 s of
+        CPU) or loading them from its cache later (~0.5 s with its thread pool), and each ONNX
+        Runtime session's first run. Front ends call it where they build the recognizer, off the
+        GUI thread, or their engine thread while the sources connect. Once per recognizer (a
+        second call returns at once)."""
+        if self.__dict__.get("_warmed"):
+            return
+        image = np.zeros((240, 320, 3), np.uint8)
+        image.flags.writeable = False  # live frames are read-only: the same compiled kernels
+        self.detect(image)
+        from engine.align import ARCFACE_TEMPLATE_112
+
+        kps = np.repeat((ARCFACE_TEMPLATE_112 + [100.0, 60.0])[None].astype(np.float32), 4, axis=0)
+        faces = Faces(np.repeat(np.array([[90.0, 50.0, 222.0, 182.0]], np.float32), 4, axis=0),
+                      np.ones(4, np.float32), keypoints=kps)
+        faces = self.locate(image, faces)
+        self.embedder.embed_tensor(self.embedder.align(image, faces.keypoints))
+        self.embedder.aligned_crops(image, faces.keypoints)
+        self.__dict__["_warmed"] = True
+
     def backends(self) -> dict[str, object]:
         """The backend choice of each stage: {"detector"|"landmarks"|"embedder": its session's
         :class:`engine.backends.Selection`, or a string for a stage without an ONNX session (a YOLO

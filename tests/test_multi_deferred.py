@@ -110,6 +110,7 @@ def test_runner_embeds_on_its_worker_and_hands_every_embedding_back(clips, recog
     from engine.capture import CaptureConfig
     from engine.multi import MultiSource, SourceSettings
 
+    recognizer.warm_up()  # its embedder call is not a round's (the runner warms up on its engine thread)
     emb = recognizer.embedder
     real, calls = emb.embed_tensor, []
 

@@ -44,3 +44,21 @@ def test_multi_policy_rechecks_settled_faces_less_often_than_one_source():
     # what names new faces and resolves contested ones is unchanged
     assert MULTI_POLICY.undecided_refresh_s == one.undecided_refresh_s
     assert MULTI_POLICY.quality_gain == one.quality_gain
+
+
+def test_warm_up_runs_every_stage_once_on_a_read_only_frame():
+    """Recognizer.warm_up pays the first-use costs (Numba's warp kernels, each model's first run)
+    before a session's first face; MultiSource and Pipeline.run call it while sources connect."""
+    from engine.align import warp
+    from engine.pipeline import realtime_config
+    from engine.recognizer import Recognizer
+
+    rec = Recognizer.from_config(realtime_config())
+    embedded, located = [], []
+    embed, locate = rec.embedder.embed_tensor, rec.locate
+    rec.embedder.embed_tensor = lambda x: (embedded.append(x.shape), embed(x))[1]
+    rec.locate = lambda image, faces: (located.append(len(faces)), locate(image, faces))[1]
+    rec.warm_up()
+    rec.warm_up()  # once per recognizer
+    assert embedded == [(4, 3, 112, 112)] and located == [4]
+    assert warp._warp_kernel.signatures and all(not sig[0].mutable for sig in warp._warp_kernel.signatures)

@@ -77,7 +77,9 @@ def _run(runner):
 
 @pytest.fixture
 def spied(recognizer):
-    """The shared embedder, its real ``embed_tensor`` wrapped to record each call's batch size."""
+    """The shared embedder, its real ``embed_tensor`` wrapped to record each call's batch size
+    (warmed up first: the runner's warm-up call is not a round's)."""
+    recognizer.warm_up()
     emb = recognizer.embedder
     real = emb.embed_tensor
     emb.calls = []

@@ -96,11 +96,13 @@ class ThreadCpu:
 
 
 def _warm_up(recognizer: Recognizer, gallery_index, source: str) -> None:
-    """One frame through a throwaway pipeline: model sessions pay their first-run cost here."""
+    """The recognizer's warm-up, then one frame through a throwaway pipeline: model sessions and
+    kernels pay their first-use cost here, outside the measured run."""
     import cv2
 
     from engine.capture import Frame
 
+    recognizer.warm_up()
     cap = cv2.VideoCapture(str(source))
     ok, image = cap.read()
     cap.release()

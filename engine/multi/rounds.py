@@ -76,6 +76,7 @@ class RoundLoop:
         """The engine loop: yields one :class:`Round` at a time until every source is over,
         :meth:`stop`, or ``max_rounds``. Run it on one thread (it owns the pipelines)."""
         self.start_captures()
+        self.recognizer.warm_up()  # while the sources connect, not at the first face (Recognizer.warm_up)
         n = 0
         while not self._stop.is_set() and (max_rounds is None or n < max_rounds):
             self._run_requests()
