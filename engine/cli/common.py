@@ -45,7 +45,9 @@ def add_model_args(p: argparse.ArgumentParser, det_size: str = "native") -> None
                         "landmarks")
     g.add_argument("--embedder", default="sface", help="embedder name or path to a model card (default: sface)")
     g.add_argument("--flip", action="store_true", help="average embeddings of the face and its mirror image")
-    g.add_argument("--threads", type=int, default=0, help="CPU threads per model (0 = all cores)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU threads per model (0 = auto: all cores; with several sources one for the detector and "
+                        "landmarks, all cores for the embedder)")
     g.add_argument("--backend", default="auto",
                    help="inference backend: auto (TensorRT on an NVIDIA GPU with TensorRT installed, else ONNX "
                         "Runtime CUDA, else ONNX Runtime CPU; `facescope doctor` says which and why), tensorrt, "
