@@ -35,12 +35,13 @@ def test_recognizer_sessions_get_their_threads():
     assert plain.detector.session.threads == plain.embedder.session.threads == 0
 
 
-def test_multi_policy_rechecks_settled_faces_less_often_than_one_source():
+def test_multi_policy_rechecks_named_faces_less_often_than_one_source():
     from engine.multi import MULTI_POLICY
     from engine.pipeline import PipelineConfig
 
     one = PipelineConfig().policy
-    assert MULTI_POLICY.refresh_s > one.refresh_s and MULTI_POLICY.alone_refresh_s > one.alone_refresh_s
+    assert MULTI_POLICY.named_refresh_s > one.refresh_s and MULTI_POLICY.alone_refresh_s > one.alone_refresh_s
+    assert MULTI_POLICY.refresh_s == one.refresh_s  # a settled "unknown" is re-checked as often as before
     # what names new faces and resolves contested ones is unchanged
     assert MULTI_POLICY.undecided_refresh_s == one.undecided_refresh_s
     assert MULTI_POLICY.quality_gain == one.quality_gain

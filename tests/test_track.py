@@ -410,6 +410,24 @@ def test_policy_named_face_alone_is_refreshed_less_often():
         policy.select(faces, q, 6.0, decided, named[:3])
 
 
+def test_policy_named_refresh_spares_settled_unknowns():
+    """``named_refresh_s`` stretches the re-checks of named faces only: a settled "unknown" keeps
+    ``refresh_s`` (a better look may name it), a named face alone keeps ``alone_refresh_s``."""
+    cfg = PolicyConfig(refresh_s=2.0, named_refresh_s=4.0, alone_refresh_s=10.0, near=0.5, max_per_frame=None)
+    policy = EmbedPolicy(cfg)
+    # 2 and 3 side by side and named; 4 alone, unknown; 1 alone and named
+    faces = frame([box(100, 100), box(400, 100), box(460, 100), box(700, 400)],
+                  track_ids=[1, 2, 3, 4], identities=[A, A, B, -1])
+    q = np.full(4, 0.8)
+    decided, named = np.ones(4, bool), np.array([True, True, True, False])
+    policy.mark_embedded([1, 2, 3, 4], q, 0.0)
+    assert policy.select(faces, q, 2.0, decided, named).tolist() == [False, False, False, True]
+    assert policy.select(faces, q, 4.0, decided, named).tolist() == [False, True, True, True]
+    assert policy.select(faces, q, 10.0, decided, named).tolist() == [True] * 4
+    with pytest.raises(ValueError, match="named_refresh_s"):
+        PolicyConfig(named_refresh_s=float("nan"))
+
+
 def test_policy_quality_gain():
     policy = EmbedPolicy(PolicyConfig(quality_gain=0.15, refresh_s=10.0))
     faces = tracked([1])

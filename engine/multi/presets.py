@@ -26,11 +26,12 @@ from engine.track import PolicyConfig
 # camera at once (all sources starting together) is then embedded one face of each source per call
 # (4 sources: calls of 4, ~90 ms each here), so every camera's first names come after the first
 # short call instead of one camera's seven faces going first; in-line (files read unpaced) no round
-# embeds more than one face a source. A settled face is re-checked every 4 s (10 s when named, of
-# good quality and alone) instead of 2 s (5 s): new, undecided, jumped and better-seen faces are
-# embedded as before, so this only thins the re-checks of faces that keep their name; on the four
-# clips the embeddings fell by a third (120 -> 80 faces in 12 s) with accuracy unchanged.
-MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False, refresh_s=4.0, alone_refresh_s=10.0)
+# embeds more than one face a source. A named face is re-checked every 4 s (10 s when of good
+# quality and alone) instead of 2 s (5 s): new, undecided, jumped and better-seen faces are embedded
+# as before, and a settled "unknown" is still re-checked every 2 s (a better look may name it: at 4 s
+# a face that came back poorly seen was named 1.7 s later on a 60 s clip), so this only thins the
+# re-checks of faces that keep their name; on the four 12 s clips the embeddings fell by a third.
+MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False, named_refresh_s=4.0, alone_refresh_s=10.0)
 
 
 def multi_pipeline_config(**parts) -> PipelineConfig:

@@ -39,7 +39,9 @@ from engine.util.check import check
 class PolicyConfig:
     """Re-embedding settings.
 
-    ``refresh_s``: re-embed a decided track after this many seconds; ``alone_refresh_s``: the
+    ``refresh_s``: re-embed a decided track after this many seconds; ``named_refresh_s``: the
+    same for a decided track with a name (None = ``refresh_s``; a settled "unknown" keeps
+    ``refresh_s``: a better look may name it); ``alone_refresh_s``: the
     same for a named decided track of quality >= ``alone_quality`` with no other face ``near``
     (a fraction of the larger box's size between the boxes' edges, on each side); never less
     than ``refresh_s``. ``undecided_refresh_s``:
@@ -53,6 +55,7 @@ class PolicyConfig:
     """
 
     refresh_s: float = 2.0
+    named_refresh_s: float | None = None
     alone_refresh_s: float = 5.0
     near: float = 0.5
     alone_quality: float = 0.6
@@ -66,6 +69,8 @@ class PolicyConfig:
         for key in ("refresh_s", "alone_refresh_s", "undecided_refresh_s", "near"):
             value = getattr(self, key)
             check(math.isfinite(value) and value >= 0, f"policy {key} must be finite and >= 0, got {value}")
+        check(self.named_refresh_s is None or (math.isfinite(self.named_refresh_s) and self.named_refresh_s >= 0),
+              f"policy named_refresh_s must be finite and >= 0 or None, got {self.named_refresh_s}")
         check(0.0 < self.quality_gain <= 1.0, f"policy quality_gain must be in (0, 1], got {self.quality_gain}")
         check(self.max_per_frame is None or self.max_per_frame >= 1,
                f"policy max_per_frame must be >= 1 or None, got {self.max_per_frame}")
@@ -116,6 +121,7 @@ class EmbedPolicy:
         klass = np.full(n, -1)
         last = np.full(n, -np.inf)
         alone_s = max(cfg.alone_refresh_s, cfg.refresh_s)  # a longer refresh_s set by the user wins
+        named_s = cfg.refresh_s if cfg.named_refresh_s is None else cfg.named_refresh_s
         alone = self._alone(faces.boxes) if alone_s != cfg.refresh_s else np.zeros(n, bool)
         named = (faces.identities >= 0) if named is None else np.asarray(named, bool).reshape(-1)
         check(len(named) == n, f"policy: {len(named)} named flags for {n} faces")
@@ -132,7 +138,8 @@ class EmbedPolicy:
             last[k] = state.last
             age = ts - state.last
             period = cfg.undecided_refresh_s if not decided[k] else (
-                alone_s if alone[k] and named[k] and q[k] >= cfg.alone_quality else cfg.refresh_s)
+                alone_s if alone[k] and named[k] and q[k] >= cfg.alone_quality else
+                named_s if named[k] else cfg.refresh_s)
             due = age >= period
             if due or q[k] >= state.best + cfg.quality_gain - 1e-9:
                 klass[k] = OTHER if decided[k] else UNDECIDED
