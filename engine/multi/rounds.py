@@ -29,6 +29,7 @@ from engine.capture import Capture, CaptureState, parse_source
 from engine.multi.results import Round, SourceResult
 from engine.multi.settings import SourceSettings
 from engine.pipeline import Pipeline
+from engine.pipeline_records import FrameResult, PendingFrame
 from engine.util.rate import RateMeter
 
 # Every other frame of a round runs its first half (detect, track, landmarks, align) on ONE helper
@@ -48,6 +49,11 @@ URGENT_WAIT_S = 0.05
 # stop()/post() is called), at most this long. It used to block 5 ms on ONE source's capture and
 # poll all again: ~8 wake-ups a frame for one 25 fps source, 0.03 of a core (measured, thread CPU).
 IDLE_WAIT_S = 0.25
+
+
+def _finish_deferred(pipeline: Pipeline, pending: PendingFrame) -> tuple[bool, FrameResult]:
+    """(does ``pending`` hold a face's first embedding, its result now): read before finishing."""
+    return pipeline.first_embedding(pending), pipeline.finish_deferred(pending)
 
 
 class SourceState:
@@ -162,10 +168,8 @@ class RoundLoop:
             if k:  # this frame waited for the whole batched call
                 p.timer.ms["embed"] = p.timer.ms.get("embed", 0.0) + 1000.0 * embed_s
             t = time.perf_counter()
-            try:
-                r = s.pipeline.finish(p, emb)
-            except Exception as e:  # noqa: BLE001 - as above
-                self._fail(s, e)
+            ok, r = self._guarded(s, s.pipeline.finish, p, emb)
+            if not ok:
                 continue
             results.append(self._emit(s, r, n, time.perf_counter() - t + (embed_s * k / total if k else 0.0), k))
         self.rounds_done += 1
@@ -177,12 +181,10 @@ class RoundLoop:
         results = []
         for s, p in pending:
             t = time.perf_counter()
-            try:
-                first = s.pipeline.first_embedding(p)
-                r = s.pipeline.finish_deferred(p)
-            except Exception as e:  # noqa: BLE001 - as above
-                self._fail(s, e)
+            ok, out = self._guarded(s, _finish_deferred, s.pipeline, p)
+            if not ok:
                 continue
+            first, r = out
             if p.to_embed:
                 self._deferred.add(s, p, first)
             k = 0
@@ -210,15 +212,23 @@ class RoundLoop:
             if s.done:
                 continue
             t = time.perf_counter()
-            try:
-                ef = s.pipeline.absorb(p, emb)
-            except Exception as e:  # noqa: BLE001 - as above
-                self._fail(s, e)
+            ok, ef = self._guarded(s, s.pipeline.absorb, p, emb)
+            if not ok:
                 continue
             s.engine_s += time.perf_counter() - t + done.ms / 1000.0 * p.to_embed / done.faces
             if ef is not None:
                 s.ready.append((ef, done.ms))
         return done.faces, 1, done.ms
+
+    def _guarded(self, s: SourceState, fn, *args) -> tuple[bool, object]:
+        """``(True, fn(*args))``, or ``(False, None)`` once ``fn`` raised and ``s`` was failed
+        (:meth:`_fail`): one source's failure must not stop the others. A flag, not a sentinel
+        value: ``absorb`` may return None."""
+        try:
+            return True, fn(*args)
+        except Exception as e:  # noqa: BLE001 - as in _begin
+            self._fail(s, e)
+            return False, None
 
     def _emit(self, s: SourceState, r, n: int, engine_s: float, embedded: int) -> SourceResult:
         """Book a finished result of ``s`` (status, rate, latest) and end ``s`` at ``frames_per_source``."""
