@@ -1,4 +1,4 @@
-"""``facescope bench``: the pipeline benchmark (``--source``) and micro-benchmarks (``warp``, ``search``)."""
+"""``facescope bench``: the pipeline benchmark (``--source``) and micro-benchmarks (``warp``, ``models``, ...)."""
 from __future__ import annotations
 
 import argparse
@@ -58,6 +58,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     gc.add_argument("--json", metavar="PATH")
     gc.set_defaults(func=run_gallery_crypto)
 
+    m = bench.add_parser("models", help="CPU per call of each shipped model: as prepared (PRelu rewritten) vs "
+                                        "PRelu kept, same input, one ONNX Runtime thread")
+    m.add_argument("--model", action="append", default=[], help="a shipped model name; repeat it (default: all)")
+    m.add_argument("--repeats", type=int, default=30)
+    m.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
+    m.add_argument("--json", metavar="PATH")
+    m.set_defaults(func=run_models)
+
     s = bench.add_parser("search", help="gallery search latency over N stored embeddings")
     s.add_argument("--size", type=int, default=100_000, help="stored embeddings (default 100000)")
     s.add_argument("--dim", type=int, default=128)
@@ -87,6 +95,17 @@ def run_warp(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.repeats < 1:
         raise ValueError("--batch and --repeats must be >= 1")
     _report(f"warp benchmark (batch {args.batch})", bench_warp(batch=args.batch, repeats=args.repeats), args.json)
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from engine.bench.models import bench_models, format_models
+
+    if args.repeats < 1 or args.threads < 1:
+        raise ValueError("--repeats and --threads must be >= 1")
+    result = bench_models(args.model or None, repeats=args.repeats, threads=args.threads)
+    print(format_models(result))
+    write_json(args.json, result)
     return 0
 
 
