@@ -97,3 +97,15 @@ def test_bad_inputs_and_config():
         DetectorConfig(input_size=(10, 10))
     with pytest.raises(ValueError, match="score_threshold"):
         DetectorConfig(score_threshold=1.5)
+
+
+def test_planar_float_is_the_transposed_cast():
+    from engine.detectors.base import planar_float
+
+    image = np.random.default_rng(0).integers(0, 256, (48, 70, 3), dtype=np.uint8)
+    for view in (image, image[::2, 1::3], image[5:40, 3:60]):  # contiguous, strided, cropped
+        for rgb in (False, True):
+            ref = np.ascontiguousarray((view[:, :, ::-1] if rgb else view).transpose(2, 0, 1)[None], np.float32)
+            out = planar_float(view, rgb=rgb)
+            assert out.dtype == np.float32 and out.flags.c_contiguous
+            np.testing.assert_array_equal(out, ref)

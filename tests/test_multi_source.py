@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
 from pathlib import Path
 
 import cv2
@@ -264,9 +265,12 @@ def test_run_cli_two_sources_writes_per_source_events(clips, gallery_file, tmp_p
         named = {e["name"] for e in mine if e["kind"] == "identified" and e["name"]}
         assert named and named <= {p["name"] for p in clip.enrolled}, (name, named)
         assert f"{name}: {FRAMES} frames" in r.stdout
-        cap = cv2.VideoCapture(str(out / f"{'door' if name == 'door' else 'c12_avi'}.avi"))
+        video = out / f"{'door' if name == 'door' else 'c12_avi'}.avi"
+        assert stat.S_IMODE(video.stat().st_mode) == 0o600  # faces with names: the user's only
+        cap = cv2.VideoCapture(str(video))
         assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
         cap.release()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert all(isinstance(e["epoch"], float) for e in lines)
     conn = sqlite3.connect(db)
     try:

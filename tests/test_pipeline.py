@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections import defaultdict
 
 import cv2
@@ -34,9 +35,12 @@ def clip_gallery(synthetic_clip, tmp_path_factory):
 def test_run_on_real_clip_writes_video_and_events(tmp_path):
     db, out, events = tmp_path / "g.db", tmp_path / "annotated.mp4", tmp_path / "events.jsonl"
     facescope("demo", "--frames", "1", "--out", tmp_path, "--gallery", db)  # builds the demo gallery
+    out.write_bytes(b"an older video")
+    out.chmod(0o644)
     stdout = facescope("run", "--source", shared_path("data", "video", "megamind.avi"), "--gallery", db,
                        "--out", out, "--events", events).stdout
     assert "270 frames" in stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # overwritten, and now the user's only
     cap = cv2.VideoCapture(str(out))
     n = 0
     while cap.read()[0]:

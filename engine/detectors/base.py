@@ -68,6 +68,14 @@ def letterbox(image: np.ndarray, size: tuple[int, int] | None, divisor: int,
     return out, Letterbox(scale, net_w, net_h)
 
 
+def planar_float(image: np.ndarray, rgb: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 network input, channels in BGR order (RGB with
+    ``rgb``). ``cv2.split`` first: 0.30 ms for 640x384 here against 0.60 ms for numpy's
+    strided ``transpose(2, 0, 1)`` cast; same values."""
+    planes = cv2.split(image)
+    return np.stack(planes[::-1] if rgb else planes)[None].astype(np.float32)
+
+
 def max_net_side(config, divisor: int = 32) -> int:
     """The longest network-input side ``config`` (a DetectorConfig) can produce: ``max(input_size)``
     or, at native size, ``max_side``, rounded up to ``divisor``. TensorRT profiles are built to it."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.backends import create_session
 from engine.config import DetectorConfig, RuntimeConfig
-from engine.detectors.base import DETECTORS, drop_small, max_net_side, nms
+from engine.detectors.base import DETECTORS, drop_small, max_net_side, nms, planar_float
 from engine.errors import ModelError
 from engine.models import ModelCard, find_card, model_source, prepared_model_path
 from engine.records import Faces
@@ -84,7 +84,7 @@ class OnnxYoloDetector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detector expects an (H, W, 3) uint8 BGR image, got {image.dtype} {image.shape}")
         padded, r, pad = yolo_letterbox(image, effective_size(image.shape, self.config))
-        return np.ascontiguousarray(padded[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0, r, pad
+        return planar_float(padded, rgb=True) / 255.0, r, pad
 
     def __call__(self, image: np.ndarray) -> Faces:
         blob, r, (left, top) = self.preprocess(image)

@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.backends import create_session
 from engine.config import DetectorConfig, RuntimeConfig
-from engine.detectors.base import DETECTORS, drop_small, letterbox, max_net_side, nms
+from engine.detectors.base import DETECTORS, drop_small, letterbox, max_net_side, nms, planar_float
 from engine.errors import ModelError
 from engine.models import ModelCard, find_card, prepared_model_path
 from engine.records import Faces
@@ -53,7 +53,7 @@ class YuNetDetector:
         """BGR uint8 frame -> ((1, 3, H, W) float32 input, letterbox scale, net size (w, h));
         also what INT8 calibration feeds TensorRT."""
         padded, box = letterbox(image, self.config.input_size, self.divisor, self.config.max_side)
-        blob = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
+        blob = planar_float(padded)
         return blob, box.scale, (box.net_width, box.net_height)
 
     def raw(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], float, tuple[int, int]]:
