@@ -313,6 +313,14 @@ def test_engine_thread_and_per_source_detector_size(clips, recognizer):
     assert small.detector is not recognizer.detector and small.config.detector.input_size == (320, 192)
     assert small.embedder is recognizer.embedder and small.landmarker is recognizer.landmarker
     got: list = []
+    small_calls: list[tuple] = []  # (frame shape, results of "small" out before this call)
+    real_detector = small.detector
+
+    def counted(image):  # the real detector, its calls recorded
+        small_calls.append((image.shape, sum(sr.source == "small" for sr in got)))
+        return real_detector(image)
+
+    small.detector = counted
     cv_threads: set[int] = set()
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)  # what a 2-core machine has by default, whatever this one has
@@ -333,6 +341,8 @@ def test_engine_thread_and_per_source_detector_size(clips, recognizer):
         cv2.setNumThreads(before)
     assert sum(sr.source == "full" for sr in got) == 20 == sum(sr.source == "small" for sr in got)
     assert all(len(sr.faces) == 0 for sr in got if sr.source == "small")  # min_face 1000 px drops every face
+    # its detector's first run (session start-up) is paid by the warm-up, before its first frame
+    assert small_calls[0] == ((240, 320, 3), 0) and small_calls[1][0] == (360, 640, 3)
     assert any(len(sr.faces) for sr in got if sr.source == "full")
 
 
