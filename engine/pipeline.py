@@ -269,15 +269,18 @@ class Pipeline:
             pids, _, sims = found
             negative = getattr(found, "negative", None)  # "not this person" examples (schema v3)
             second = getattr(found, "second", None)  # the second-best person, for the margin rule
-        pids, status = classify(pids, sims, self.recognizer.decision, negative, second)
+        rule = self.recognizer.decision
+        pids, status = classify(pids, sims, rule, negative, second)
+        with np.errstate(invalid="ignore"):  # NaN (empty gallery): not near anyone
+            near = (pids == NO_ID) & (np.asarray(sims, np.float32) >= rule.unknown - self.config.identity.near_miss)
         splits = {}
-        for tid, e, pid, sim, q, st in zip(track_ids.tolist(), emb, pids.tolist(), sims, quality, status.tolist(),
-                                           strict=True):
+        for tid, e, pid, sim, q, st, nr in zip(track_ids.tolist(), emb, pids.tolist(), sims, quality,
+                                               status.tolist(), near.tolist(), strict=True):
             # someone else now (a "probable" match is no evidence of another person): a new track, a new sighting
             if self.book.contradicts(tid, e, pid if st == STATUS_CONFIRMED else NO_ID):
                 splits[tid] = tid = self._split_track(tid)
             self.book.vote(tid, pid, float(sim) if np.isfinite(sim) else float("nan"), float(q), timestamp,
-                           embedding=e, confirmed=st == STATUS_CONFIRMED)
+                           embedding=e, confirmed=st == STATUS_CONFIRMED, near=nr)
         return splits
 
     def _split_track(self, old: int) -> int:

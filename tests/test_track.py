@@ -315,6 +315,29 @@ def test_name_released_after_sustained_unknown_votes():
     assert book.decided([3])[0]  # settled as unknown: refreshed at the slow rate
 
 
+def test_a_near_miss_alone_does_not_settle_a_track_as_unknown():
+    """IdentityConfig.near_miss: one unknown vote settles a track (min_votes 1, the pipeline's
+    setting) unless it was a near miss; then a second unknown vote must follow."""
+    book = IdentityBook(IdentityConfig(min_votes=1))
+    book.vote(1, -1, 0.20, 0.9, 0.0)              # far from everyone: settled at once
+    book.vote(2, -1, 0.45, 0.9, 0.0, near=True)   # just under the threshold: not yet
+    assert book.decided([1, 2]).tolist() == [True, False]
+    assert book.label(2)[0] == -1                  # still shown as unknown meanwhile
+    book.vote(2, -1, 0.44, 0.9, 0.3, near=True)   # the second look agrees: settled now
+    assert book.decided([2])[0]
+    book.vote(3, -1, 0.45, 0.9, 0.0, near=True)   # ... or the next looks name the face (re-embedded at
+    book.vote(3, A, 0.6, 0.9, 0.25)               # the undecided rate, 0.25 s; the unknown vote still
+    assert not book.decided([3])[0]                # weighs: one match does not dominate it)
+    assert book.vote(3, A, 0.6, 0.9, 0.5)[0] == A and book.decided([3])[0]
+    off = IdentityBook(IdentityConfig(min_votes=1, near_miss=0.0))
+    off.vote(4, -1, 0.45, 0.9, 0.0, near=True)
+    assert off.decided([4])[0]                     # near_miss 0: the rule is off
+    book.vote(5, A, 0.6, 0.9, 0.0, near=True)      # a vote for a person is never "near"
+    assert book.decided([5])[0]
+    with pytest.raises(ValueError, match="near_miss"):
+        IdentityConfig(near_miss=-0.1)
+
+
 def test_votes_decay_with_time():
     labels = {}
     for gap in (0.0, 60.0):

@@ -228,3 +228,30 @@ def test_synthetic_cut_wrong_names_vanish_without_hurting_accuracy(cut_clip, tmp
     assert scores[True].wrong_names <= 2, scores[True].wrong_name_summary()
     assert scores[True].accuracy > scores[False].accuracy  # the carried names were wrong; now they are right or unknown
     assert scores[True].switches == scores[False].switches == 0
+
+
+def test_pipeline_votes_a_near_miss_as_near(demo_setup):
+    """The pipeline marks an unknown vote that came within IdentityConfig.near_miss of the
+    gallery's unknown threshold as near (then the track stays undecided, re-embedded soon),
+    and one far from everyone as not (settled at once)."""
+    rec, gallery, _ = demo_setup
+    pipe = _pipeline(rec, gallery.index, split=False)
+    unknown_at = rec.decision.unknown
+    v = gallery.index.vectors()[0].astype(np.float64)
+    v /= np.linalg.norm(v)
+    rng = np.random.default_rng(0)
+    queries, best = [], []
+    for target in (unknown_at - 0.04, unknown_at - 0.25):
+        for _ in range(50):  # a query at `target` from face 0; its best match over the gallery is measured
+            u = rng.standard_normal(v.size)
+            u -= (u @ v) * v
+            q = (target * v + np.sqrt(1 - target ** 2) * u / np.linalg.norm(u)).astype(np.float32)
+            sim = float(gallery.index.search(q[None])[2][0])
+            if (sim < unknown_at) and ((sim >= unknown_at - 0.1) == (target > unknown_at - 0.1)):
+                queries.append(q)
+                best.append(sim)
+                break
+    assert len(queries) == 2, best
+    pipe._vote(np.array([1, 2]), np.stack(queries), np.array([0.9, 0.9]), 0.0)
+    assert pipe.book.label(1)[0] == pipe.book.label(2)[0] == -1  # both unknown ...
+    assert pipe.book.decided([1, 2]).tolist() == [False, True]   # ... the near miss not settled

@@ -64,6 +64,12 @@ class IdentityConfig:
     the name losing its majority of weight, release the name.
     ``window``: votes remembered per track. ``half_life_s``: vote weights halve every this many
     seconds. ``unknown_weight``: similarity credited to an unknown vote.
+    ``near_miss``: an unknown vote whose best gallery match came within this (cosine) of the
+    gallery's unknown threshold (the caller says so: ``vote(near=True)``) does not settle a track
+    as unknown on its own: a second unknown vote must follow. A first look at a face entering at
+    an angle often scores just under the threshold (measured: 0.449 against 0.461, then 0.54-0.62
+    a few frames later); settled at once, it waited for the settled-unknown refresh (2 s). Costs
+    one more embedding per near miss, none for faces far from everyone (0 = off).
     ``split``: split a track whose new embedding contradicts it (see the module docstring);
     ``split_similarity`` / ``split_other_similarity``: the two cosine-similarity bounds there
     (-1 turns a rule off); ``split_memory``: embeddings kept per track for the check.
@@ -75,6 +81,7 @@ class IdentityConfig:
     window: int = 12
     half_life_s: float = 5.0
     unknown_weight: float = 0.4
+    near_miss: float = 0.1
     split: bool = True
     split_similarity: float = 0.3
     split_other_similarity: float = 0.6
@@ -91,6 +98,8 @@ class IdentityConfig:
                f"identity half_life_s must be > 0, got {self.half_life_s}")
         _check(0.0 <= self.unknown_weight <= 1.0,
                f"identity unknown_weight must be in [0, 1], got {self.unknown_weight}")
+        _check(math.isfinite(self.near_miss) and 0.0 <= self.near_miss <= 1.0,
+               f"identity near_miss must be in [0, 1], got {self.near_miss}")
         for key in ("split_similarity", "split_other_similarity"):
             value = getattr(self, key)
             _check(math.isfinite(value) and -1.0 <= value <= 1.0, f"identity {key} must be in [-1, 1], got {value}")
@@ -104,6 +113,7 @@ class Vote:
     weight: float
     timestamp: float
     confirmed: bool = True  # graded confirmed by the open-set decision (else probable or unknown)
+    near: bool = False  # an unknown vote whose best match came within near_miss of the threshold
 
 
 class _TrackVotes:
@@ -133,12 +143,15 @@ class IdentityBook:
         return track_id in self._tracks
 
     def vote(self, track_id: int, person_id: int, similarity: float, quality: float,
-             timestamp: float, embedding: np.ndarray | None = None, confirmed: bool = True) -> tuple[int, float]:
+             timestamp: float, embedding: np.ndarray | None = None, confirmed: bool = True,
+             near: bool = False) -> tuple[int, float]:
         """Record one gallery match of the track's face; returns the track's label after it.
 
         ``person_id`` < 0 (``NO_ID``) is an unknown vote;
         ``similarity`` may be NaN for an unknown vote (empty gallery); ``quality`` in [0, 1].
         ``embedding``: the (D,) embedding voted with, remembered for :meth:`contradicts`.
+        ``near``: an unknown vote that came within ``near_miss`` of the gallery's threshold
+        (see :class:`IdentityConfig`; ignored for a vote for a person or with ``near_miss`` 0).
         """
         cfg = self.config
         track_id, person_id = int(track_id), int(person_id)
@@ -157,7 +170,8 @@ class IdentityBook:
         if embedding is not None:
             state.embeddings.append(_unit(embedding))
         state.latest = max(state.latest, float(timestamp))
-        state.votes.append(Vote(person_id, sim, weight, float(timestamp), bool(confirmed)))
+        near = bool(near) and person_id == NO_ID and cfg.near_miss > 0
+        state.votes.append(Vote(person_id, sim, weight, float(timestamp), bool(confirmed), near))
         state.last_similarity = sim
         self._decide(state)
         return self._label(state)
@@ -300,7 +314,9 @@ class IdentityBook:
             w = weight.get(state.person_id, 0.0)
             if w > 0:
                 state.similarity = wsim[state.person_id] / w
-        state.settled_unknown = state.person_id < 0 and dominates(NO_ID)
+        # a near miss alone settles nothing (IdentityConfig.near_miss): a second unknown vote must follow
+        state.settled_unknown = (state.person_id < 0 and dominates(NO_ID)
+                                 and (count.get(NO_ID, 0) >= 2 or not state.votes[-1].near))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
