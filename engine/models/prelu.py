@@ -49,13 +49,14 @@ def rewrite_prelu(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     inits = {t.name: t for t in graph.initializer}
     # A slope also listed as a graph input may be fed at run time: not a constant, not rewritten.
     fed = {i.name for i in graph.input}
-    prelus = [n for n in graph.node if n.op_type == "PRelu" and n.input[1] in inits and n.input[1] not in fed]
+    # keyed by output name (unique in a valid graph; protobuf wrappers have no stable id())
+    prelus = {n.output[0] for n in graph.node if n.op_type == "PRelu" and n.input[1] in inits and n.input[1] not in fed}
     if not prelus:
         return model, 0
     ranks = _ranks(model)
     nodes, done = [], 0
     for node in graph.node:
-        if node not in prelus:
+        if node.op_type != "PRelu" or node.output[0] not in prelus:
             nodes.append(node)
             continue
         x, a = node.input[0], node.input[1]
