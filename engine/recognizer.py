@@ -85,9 +85,7 @@ class Recognizer:
         second call returns at once)."""
         if self.__dict__.get("_warmed"):
             return
-        image = np.zeros((240, 320, 3), np.uint8)
-        image.flags.writeable = False  # live frames are read-only: the same compiled kernels
-        self.detect(image)
+        image = self.warm_up_detector()
         from engine.align import ARCFACE_TEMPLATE_112
 
         kps = np.repeat((ARCFACE_TEMPLATE_112 + [100.0, 60.0])[None].astype(np.float32), 4, axis=0)
@@ -97,6 +95,15 @@ class Recognizer:
         self.embedder.embed_tensor(self.embedder.align(image, faces.keypoints))
         self.embedder.aligned_crops(image, faces.keypoints)
         self.__dict__["_warmed"] = True
+
+    def warm_up_detector(self) -> np.ndarray:
+        """The detector's first run (its session's start-up) on a blank read-only 320x240 frame,
+        which it returns: what :meth:`warm_up` starts with, and all a copy of a warmed recognizer
+        with another detector needs (:meth:`engine.multi.MultiSource` per-source sizes)."""
+        image = np.zeros((240, 320, 3), np.uint8)
+        image.flags.writeable = False  # live frames are read-only: the same compiled kernels
+        self.detect(image)
+        return image
 
     def backends(self) -> dict[str, object]:
         """The backend choice of each stage: {"detector"|"landmarks"|"embedder": its session's

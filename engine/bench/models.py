@@ -11,22 +11,14 @@ run at ``det_size`` (W, H): 640x384, the real-time default for 1280x720.
 """
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+from engine.backends.onnxruntime import OrtSession
 from engine.models import ModelCard, prepared_model_path, shipped_cards
-
-
-def _session(model_bytes_or_path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the engine runs them
-    return ort.InferenceSession(model_bytes_or_path, options, providers=["CPUExecutionProvider"])
 
 
 def _plain_graph(card: ModelCard) -> tuple[bytes, int]:
@@ -46,18 +38,23 @@ def bench_model(card: ModelCard, repeats: int = 30, threads: int = 1,
                 det_size: tuple[int, int] = (640, 384), seed: int = 0) -> dict:
     """One card: {input, prelu_rewritten, plain_ms, prepared_ms, speedup, max_abs_diff}."""
     plain_bytes, prelus = _plain_graph(card)
-    sessions = {"plain": _session(plain_bytes, threads), "prepared": _session(str(prepared_model_path(card)), threads)}
+    with tempfile.TemporaryDirectory(prefix="facescope-bench-") as tmp:  # the session keeps what it loaded
+        plain_path = Path(tmp) / "plain.onnx"
+        plain_path.write_bytes(plain_bytes)
+        # the engine's own sessions (engine.backends.onnxruntime): same options as a live run
+        sessions = {"plain": OrtSession(plain_path, threads),
+                    "prepared": OrtSession(prepared_model_path(card), threads)}
     shape = _input_shape(card, det_size)
     x = np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
-    feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
-    outs = {k: s.run(None, feeds[k]) for k, s in sessions.items()}  # also the first-call warm-up
-    pairs = zip(outs["plain"], outs["prepared"], strict=True)
-    diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in pairs)
+    feeds = {k: {s.input_names[0]: x} for k, s in sessions.items()}
+    outs = {k: s.run(feeds[k]) for k, s in sessions.items()}  # also the first-call warm-up
+    diff = max((float(np.max(np.abs(v - outs["prepared"][name]))) if v.size else 0.0
+                for name, v in outs["plain"].items()), default=0.0)
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for _ in range(repeats):
         for k, s in sessions.items():
             t = time.thread_time()  # this thread's CPU: with threads=1 ORT computes on the caller's thread
-            s.run(None, feeds[k])
+            s.run(feeds[k])
             times[k].append(1000.0 * (time.thread_time() - t))
     plain, prepared = (float(np.median(times[k])) for k in ("plain", "prepared"))
     return {"input": list(shape), "prelu_rewritten": prelus, "plain_ms": plain, "prepared_ms": prepared,

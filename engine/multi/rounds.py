@@ -84,8 +84,8 @@ class RoundLoop:
         self.start_captures()
         self.recognizer.warm_up()  # while the sources connect, not at the first face (Recognizer.warm_up)
         for rec in {id(s.pipeline.recognizer): s.pipeline.recognizer for s in self._sources}.values():
-            if rec is not self.recognizer:  # a source's own detector input size: its detector's first run
-                rec.detector(np.zeros((240, 320, 3), np.uint8))
+            if rec is not self.recognizer:  # a source's own detector input size: the rest is shared, warm
+                rec.warm_up_detector()
         n = 0
         while not self._stop.is_set() and (max_rounds is None or n < max_rounds):
             self._run_requests()
