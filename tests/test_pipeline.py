@@ -62,6 +62,10 @@ def test_run_bad_sources_fail_cleanly(tmp_path):
     assert missing.returncode == 2 and "nope.mp4" in missing.stderr and "Traceback" not in missing.stderr
     cam = facescope("run", "--source", "97", check=False, timeout=60)
     assert cam.returncode == 2 and "Traceback" not in cam.stderr
+    (tmp_path / "a_file").write_text("not a folder")  # --out under a file: its folder cannot be made
+    out = facescope("run", "--source", shared_path("data", "video", "megamind.avi"), "--frames", "2",
+                    "--out", tmp_path / "a_file" / "sub" / "x.avi", check=False)
+    assert out.returncode == 2 and "cannot write video" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_identities_are_stable_on_synthetic_clip(synthetic_clip, clip_gallery):

@@ -28,8 +28,8 @@ def open_writer(path: str | Path, shape: tuple, fps: float) -> cv2.VideoWriter:
     so not one frame is ever readable by other users."""
     path = Path(path)
     fourcc = "mp4v" if path.suffix.lower() == ".mp4" else "MJPG"
-    make_private_dirs(path.parent)
     try:
+        make_private_dirs(path.parent)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_MODE))
         os.chmod(path, PRIVATE_MODE)  # an existing file (overwritten below) keeps its mode otherwise
     except OSError as exc:
