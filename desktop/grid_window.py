@@ -61,6 +61,7 @@ class GridWindow(QMainWindow):
         self.last_error: str | None = None
         self._shown: dict[str, int] = {}     # name -> round of the result shown
         self._enrolling: dict[tuple[str, int], tuple[str, float]] = {}  # (source, track) -> (name, deadline)
+        self._watch = None  # engine.gallery.watch.GalleryWatch, once the gallery is open
         self.setWindowTitle(f"facescope — {len(self.names)} sources")
         self.resize(1280, 760)
         self.grid = SourceGrid(self.names, self)
@@ -154,9 +155,26 @@ class GridWindow(QMainWindow):
             tile.view.set_result(sr.result)
             self._collect(name, sr.result)
 
+    def watch_gallery(self) -> set[int] | None:
+        """GUI thread (the status timer): follow what other processes change in the gallery
+        (engine.gallery.watch: an erased person is not named any more); tracks of people removed
+        or renumbered start their identity over, on the engine thread. As ``LiveSession.watch_gallery``."""
+        from engine.gallery.watch import GalleryWatch
+
+        if self.gallery is None or self.runner is None:
+            return None
+        if self._watch is None:
+            self._watch = GalleryWatch(self.gallery)
+        gone = self._watch.poll()
+        if gone:
+            runner = self.runner
+            runner.post(lambda: [runner.pipeline(n).forget_people(gone) for n in runner.names])
+        return gone
+
     def _show_status(self) -> None:
         if self.runner is None:
             return
+        self.watch_gallery()
         status = self.runner.status()
         fps = e2e = 0.0
         for name, st in status.items():

@@ -107,14 +107,19 @@ class MainWindow(GalleryFileMixin, QMainWindow):
         sb.addPermanentWidget(self.faces_label)
         self._note_timer = QTimer(self, singleShot=True, timeout=lambda: self.note_label.setText(""))
         # The worker queues every finished sighting for this thread; the window drains and writes
-        # them itself when no people panel does (else the queue grows for as long as a source runs).
+        # them itself when no people panel does (else the queue grows for as long as a source runs),
+        # and follows gallery changes made by other processes (LiveSession.watch_gallery).
         self._sightings_timer = QTimer(self, interval=SIGHTINGS_MS, timeout=self._flush_sightings)
         self._sightings_timer.start()
 
     def _flush_sightings(self) -> None:
+        if self.session.gallery is None:
+            return
         # with the people panels attached, their timer (people_docks) writes them: left to it
-        if self.session.gallery is not None and getattr(self, "people_timer", None) is None:
+        if getattr(self, "people_timer", None) is None:
             self.session.flush_sightings()  # written every SightingConfig.flush_every_s; cheap otherwise
+        if self.session.watch_gallery() is not None:  # changed by another process (CLI, another window)
+            self.gallery_changed.emit()  # every view follows: names, gallery panel, history
 
     def notify(self, message: str, timeout_ms: int = 0) -> None:
         """A short message next to the state (cleared after ``timeout_ms``; 0 = until the next one)."""

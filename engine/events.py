@@ -1,7 +1,15 @@
-"""Track events for logs and the UI: a face appears, is identified (or renamed), is lost."""
+"""Track events for logs and the UI: a face appears, is identified (or renamed), is lost.
+
+:class:`EventLog` turns tracked frames into :class:`Event` s (pure bookkeeping); :func:`event_line`
+is the one JSON record of an event that every consumer gets (the ``--events`` JSON-lines file,
+MQTT and webhooks): the event's fields plus ``epoch`` (wall-clock seconds) and ``time`` (ISO 8601
+UTC), both of the moment the frame was captured (:class:`WallClock`), not of when it was written.
+"""
 from __future__ import annotations
 
+import time as _time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 from engine.records import Faces
 
@@ -21,6 +29,37 @@ class Event:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def iso_utc(epoch: float) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. ``2026-12-06T08:02:37.123Z`` (``epoch`` rounded to the
+    millisecond in integers: an epoch already rounded to 3 decimals is shown as that millisecond,
+    where ``datetime``'s float microseconds could truncate to the one before)."""
+    seconds, ms = divmod(round(float(epoch) * 1000), 1000)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms:03d}Z"
+
+
+class WallClock:
+    """Capture clock (``time.perf_counter()`` seconds, ``Frame.timestamp``) -> wall-clock epoch
+    seconds. The offset is taken once: wall time stays monotonic within a run even if the system
+    clock is stepped (NTP), at the price of drifting from it by what such a step was."""
+
+    def __init__(self) -> None:
+        self._offset = _time.time() - _time.perf_counter()
+
+    def epoch(self, perf_s: float) -> float:
+        return self._offset + float(perf_s)
+
+
+def event_line(event: Event, epoch: float, source: str | None = None) -> dict:
+    """The JSON record of ``event``: its fields, ``source`` (a source's name or masked display
+    text, when given), ``epoch`` (wall-clock seconds, ms precision) and ``time`` (ISO 8601 UTC)."""
+    d = event.to_json()
+    if source is not None:
+        d["source"] = source
+    d["epoch"] = round(float(epoch), 3)
+    d["time"] = iso_utc(d["epoch"])  # the same millisecond as "epoch"
+    return d
 
 
 class EventLog:

@@ -1,5 +1,6 @@
 """The people half of :class:`engine.live.LiveSession` (owner-thread methods): writing the
-sightings the worker collected, purging and regrouping them, and "not this person" corrections.
+sightings the worker collected, purging and regrouping them, "not this person" corrections, and
+following gallery changes made by other processes (:meth:`PeopleMixin.watch_gallery`).
 
 A mixin so that live.py stays about the session's threads and enrolment; it uses the session's
 ``gallery``, ``sighting_config``, ``_sightings_done``, ``_pending``, ``_running``, ``sample``,
@@ -33,6 +34,28 @@ class PeopleMixin:
     last_regroup: dict | None = None  # the counts of the last regroup applied (any way)
     regroup_blocked_s = 0.0           # owner-thread time of the last background regroup (snapshot + apply)
     _pairs = None  # (gallery, regrouping.PairCache) of the last applied background regroup
+
+    _watch = None  # engine.gallery.watch.GalleryWatch of the open gallery
+
+    def watch_gallery(self) -> set[int] | None:
+        """Owner thread, on a timer: reload the gallery when another process (the CLI, another
+        window) committed to it, at most every ``engine.gallery.watch.POLL_S``. Tracks
+        labelled with a person it removed or renumbered start their identity over, on the worker
+        between two frames. Returns those person ids (empty: people only added), None when
+        nothing was reloaded -- then the views have nothing to redraw."""
+        from engine.gallery.watch import GalleryWatch
+
+        if self.gallery is None:
+            return None
+        if self._watch is None or self._watch.gallery is not self.gallery:
+            self._watch = GalleryWatch(self.gallery)
+        gone = self._watch.poll()
+        if gone and self.pipeline is not None:
+            pipeline = self.pipeline
+            self._post(lambda: pipeline.forget_people(gone))
+        if gone is not None:
+            self.relabel_latest()  # stopped: the frozen frame shows the names as they are now
+        return gone
 
     def not_person(self, track_id: int, name: str) -> str:
         """Owner thread: "face #track_id is not ``name``": its newest sample (crop + embedding)

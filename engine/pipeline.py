@@ -13,53 +13,23 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.capture import Capture, Frame
-from engine.config import RecognizerConfig
 from engine.gallery.index import classify
+from engine.pipeline_config import PipelineConfig
+from engine.pipeline_config import realtime_config as realtime_config  # re-exported: callers import it from here
 from engine.pipeline_records import EmbeddedFaces, FrameResult, PendingFrame
 from engine.recognizer import Recognizer
 from engine.records import NO_ID, STATUS_CONFIRMED, STATUS_PROBABLE, STATUS_UNKNOWN, Faces
-from engine.track import EmbedPolicy, IdentityBook, IdentityConfig, PolicyConfig, Tracker, TrackerConfig, face_quality
+from engine.track import EmbedPolicy, IdentityBook, Tracker, face_quality
 from engine.track.bytetrack import TrackState
-from engine.track.gating import DetectorGate, GateConfig
+from engine.track.gating import DetectorGate
 from engine.track.identity import renumber
 from engine.util.stages import StageTimer
 
 STAGES = ("capture_wait", "detect", "track", "landmarks", "align", "embed", "match", "total")
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Tracking, identity and re-embedding settings (detector/embedder live in the Recognizer)."""
-
-    # Tracks start on their first confident detection (score >= new_track_thresh), so a face
-    # is boxed and named on the frame it appears; weaker detections only extend tracks.
-    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(min_hits=1))
-    # A name may attach on a track's first confident match; switching it later still needs
-    # dominant evidence, which is what keeps names from flickering.
-    identity: IdentityConfig = field(default_factory=lambda: IdentityConfig(min_votes=1))
-    # One embedding per frame (~12 ms on 2 CPU cores): a burst of new faces is spread over a
-    # few frames (7 new faces are all named within ~0.3 s at 25 fps) instead of stalling one
-    # frame past the latency budget.
-    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(max_per_frame=1))
-    # The landmark model runs on the faces being embedded (it gives their alignment points,
-    # pose and sharpness, ~2 ms a face); True runs it on every face of every frame, for
-    # drawing landmarks (--draw-landmarks) at that cost.
-    landmarks_every_frame: bool = False
-    # The detector runs only on frames where something may have changed (motion outside the
-    # tracked faces, a poorly predicted track, or at least every 0.2 s); GateConfig(mode=
-    # "every-frame") detects on every frame as before (engine.track.gating).
-    gate: GateConfig = field(default_factory=GateConfig)
-
-
-def realtime_config(pipeline: PipelineConfig | None = None, **parts) -> RecognizerConfig:
-    """``RecognizerConfig.realtime`` with the detector threshold this pipeline's tracker needs
-    (its ``low_thresh``); ``parts`` replace sub-configs as in the preset."""
-    return RecognizerConfig.realtime((pipeline or PipelineConfig()).tracker.low_thresh, **parts)
 
 
 class Pipeline:
@@ -99,6 +69,16 @@ class Pipeline:
         clock = self._last_clock if timestamp is None else timestamp
         self.book.assign(track_id, person_id, similarity, float(np.clip(quality, 0.0, 1.0)),
                          0.0 if clock is None else clock)
+
+    def forget_people(self, person_ids) -> list[int]:
+        """Tracks labelled as one of ``person_ids`` (deleted, merged or renumbered in the gallery:
+        ``engine.gallery.watch``) start their identity over: re-embedded on the next detected
+        frame, as new. Returns their ids."""
+        gone = {int(p) for p in person_ids}
+        tids = [t for t in self._alive if self.book.label(t)[0] in gone]
+        self.book.forget(tids)
+        self.policy.forget(tids)
+        return tids
 
     def label(self, faces: Faces) -> Faces:
         """Identities, similarities, the gallery's current names and the status (confirmed /

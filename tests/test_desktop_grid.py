@@ -143,3 +143,39 @@ def test_gui_command_opens_the_grid_for_several_sources(tmp_path):
     assert ("TILES ['megamind.avi', 'megamind.avi-2'] SHOWN ['megamind.avi', 'megamind.avi-2'] ERROR None"
             in r.stdout), r.stdout
     assert "THREADS (1, 0)" in r.stdout, r.stdout  # the grid's recognizer: engine.multi.multi_runtime
+
+
+def test_a_person_erased_by_another_process_is_not_named_in_any_tile(qtbot, tmp_path):
+    """``facescope gallery delete`` (another process) while the grid runs: within about a second
+    no tile names that person any more; the others still are (engine.gallery.watch)."""
+    import time
+
+    from desktop.grid_window import GridWindow
+    from engine.gallery import Gallery
+    from engine.live import realtime_recognizer
+    from tests.test_cli import facescope
+
+    db = tmp_path / "gallery.db"
+    facescope("demo", "--frames", "1", "--out", tmp_path, "--gallery", db)  # Roxanne and Bernard
+    demo = str(demo_dir() / "megamind.avi")
+    win = GridWindow([SourceSettings(demo, name="door"), SourceSettings(demo, name="hall")], db,
+                     realtime_recognizer, capture_config=CaptureConfig(realtime=True, loop=True))
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        def names() -> set:
+            return {x for n in ("door", "hall") if (f := _faces(win, n)) is not None for x in f.names}
+
+        qtbot.waitUntil(lambda: "Roxanne" in names(), timeout=WAIT_MS)
+        with Gallery.open(db, win.gallery.embedder_id, win.gallery.dim, create=False) as other:
+            other.delete_person("Roxanne")
+        qtbot.waitUntil(lambda: win._watch is not None and win._watch.reloads == 1, timeout=WAIT_MS)
+        assert "Roxanne" not in win.gallery.index.names.values()
+        qtbot.wait(300)  # the engine's next round drops the votes
+        seen, end = set(), time.monotonic() + 12  # a whole loop of the clip: she is on screen again
+        while time.monotonic() < end:
+            seen |= names()
+            qtbot.wait(40)
+        assert "Roxanne" not in seen and "Bernard" in seen, seen
+    finally:
+        win.close()

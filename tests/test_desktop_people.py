@@ -339,3 +339,36 @@ def test_the_window_timer_writes_sightings_regroups_off_thread_and_refreshes(qtb
     qtbot.waitUntil(lambda: {g: t.info.sightings for g, t in panel.tiles.items()}
                     == {g: n + 1 for g, n in counts.items()}, timeout=30000)
     assert s.last_regroup is not None and not window.errors
+
+
+def test_a_person_erased_by_another_process_is_not_named_on_the_next_frames(qtbot, window, clip, monkeypatch):
+    """``gallery delete`` from another process (its own connection) mid-run: the window's timer
+    reloads the gallery, the live view stops naming that person from the next frame on and the
+    gallery panel no longer lists them (engine.gallery.watch, LiveSession.watch_gallery)."""
+    from desktop.gallery_panel import GalleryPanel
+    from engine.gallery import Gallery, watch
+
+    monkeypatch.setattr(watch, "POLL_S", 0.01)
+    clip_path, truth = clip
+    s = window.session
+    shown, erased_at, who = [], None, None
+
+    def on_result(r):
+        nonlocal erased_at, who
+        window.show_result(r)
+        names = [n for n in window.view.faces.names if n is not None]
+        shown.append((r.frame.index, names))
+        if erased_at is None and names:
+            who = names[0]
+            with Gallery.open(s.gallery.path, s.gallery.embedder_id, s.gallery.dim, create=False) as other:
+                other.delete_person(who)
+            time.sleep(0.02)
+            window._flush_sightings()  # the window's 1 s timer
+            erased_at = r.frame.index
+
+    run_pass(s, clip_path, on_result)
+    assert erased_at is not None and who in enrolled_names(truth)
+    later = [names for i, names in shown if i > erased_at]
+    assert later and not any(who in names for names in later), (who, later[:5])
+    assert any(names for names in later)  # the other enrolled person is still named
+    assert who not in window.findChild(GalleryPanel).person_names() and not window.errors

@@ -138,6 +138,20 @@ def test_payload_and_slug():
     assert p["source_name"] == "h/s"
     assert source_name("/videos/door.mp4") == "door.mp4" and source_name("0") == "webcam0"
     assert source_name("rtsp://u:***@10.0.0.5:554/live?token=***") == "10.0.0.5/live"
+
+
+def test_event_line_stamps_wall_clock_time():
+    """The ``--events`` record: the event, its source, ``epoch`` and the same millisecond as ISO 8601
+    UTC (a float's microseconds would truncate 629.387 to 629.386)."""
+    from engine.events import Event, WallClock, event_line, iso_utc
+
+    line = event_line(Event("identified", 4, 12, 5.0, 0.48, "Roxanne", 0.7), 1796597629.3869, "door")
+    assert line["epoch"] == 1796597629.387 and line["time"] == "2026-12-06T22:53:49.387Z"
+    assert line["source"] == "door" and line["name"] == "Roxanne" and line["t"] == 5.0
+    assert "source" not in event_line(Event("lost", 4, 13, 5.1, None), 0.0)
+    assert iso_utc(1_800_000_000.9996) == "2027-01-15T08:00:01.000Z"  # the carry into the next second
+    clock = WallClock()
+    assert abs(clock.epoch(time.perf_counter()) - time.time()) < 0.05
     assert slug("Roxanne Ritchi") == "roxanne_ritchi" and slug("a/b+#") == "a_b" and slug(None) == "unknown"
 
 

@@ -66,6 +66,9 @@ def test_run_bad_sources_fail_cleanly(tmp_path):
     out = facescope("run", "--source", shared_path("data", "video", "megamind.avi"), "--frames", "2",
                     "--out", tmp_path / "a_file" / "sub" / "x.avi", check=False)
     assert out.returncode == 2 and "cannot write video" in out.stderr and "Traceback" not in out.stderr
+    ev = facescope("run", "--source", shared_path("data", "video", "megamind.avi"), "--frames", "2",
+                   "--events", tmp_path / "a_file" / "events.jsonl", check=False)
+    assert ev.returncode == 2 and "cannot write events file" in ev.stderr and "Traceback" not in ev.stderr
 
 
 def test_identities_are_stable_on_synthetic_clip(synthetic_clip, clip_gallery):

@@ -121,3 +121,15 @@ def write_json(path: str | Path | None, payload: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path}")
+
+
+def open_events_file(path: str | Path):
+    """``run --events``: the JSON-lines file, appended to, private and flushed line by line
+    (:func:`engine.util.fsio.open_private_log`); a clear FacescopeError when it cannot be opened."""
+    from engine.errors import FacescopeError
+    from engine.util.fsio import open_private_log
+
+    try:
+        return open_private_log(path)
+    except OSError as exc:
+        raise FacescopeError(f"cannot write events file {path}: {exc.strerror or exc}") from None

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
 from engine.cli.gate_args import add_gate_args, gate_config
-from engine.cli.run_multi import add_source_args, is_multi, run_multi, webcam_settings
+from engine.cli.run_multi import add_source_args, is_multi, run_multi, say_error, webcam_settings
 from engine.errors import FacescopeError
 from engine.events_out.cli import add_event_args, open_publisher
 
@@ -41,9 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.capture import Capture, CaptureConfig, parse_source
+    from engine.cli.common import open_events_file
     from engine.cli.enroll_cmd import open_gallery
     from engine.draw import draw_faces
-    from engine.events import EventLog
+    from engine.events import EventLog, WallClock, event_line
+    from engine.gallery.watch import GalleryWatch
     from engine.pipeline import Pipeline, PipelineConfig
     from engine.sightings import SightingCollector, SightingConfig
     from engine.sightings import store as sighting_store
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise FacescopeError("give --source (webcam index, URL, file or folder) or --sources FILE")
     spec = parse_source(args.source[0])
     rec = build_tracking_recognizer(args)
-    log = EventLog()
+    log, clock = EventLog(), WallClock()
     stats_faces = stats_named = frames = sightings = 0
     writer = None
     t0 = time.perf_counter()
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         gallery = stack.enter_context(open_gallery(args.gallery, rec.embedder, create=False)) if args.gallery else None
         ccfg = CaptureConfig(realtime=args.realtime, webcam=webcam_settings(args))
         capture = stack.enter_context(Capture(spec, ccfg))
-        events = stack.enter_context(open(args.events, "a")) if args.events else None
+        events = stack.enter_context(open_events_file(args.events)) if args.events else None
         publisher = stack.enter_context(open_publisher(args, spec.display))  # MQTT / webhooks, off this thread
         pconfig = PipelineConfig(landmarks_every_frame=bool(args.draw_landmarks and rec.landmarker is not None),
                                  gate=gate_config(args))
@@ -87,16 +89,19 @@ def run(args: argparse.Namespace) -> int:
 
             # the source ended (or an error): close the open visits and write them, before the gallery closes
             stack.callback(lambda: (collector.end_all(), flush()))
+        watch = GalleryWatch(gallery, say=say_error) if gallery is not None else None  # enrolments/erasures elsewhere
         capture.start()
         for result in pipeline.run(capture, max_frames=args.frames or None):
             frame = result.frame
+            if watch is not None and (gone := watch.poll()) is not None:
+                pipeline.forget_people(gone)
             if collector is not None:
                 collector.observe(result)
                 if time.monotonic() >= next_flush:
                     flush()
                     next_flush = time.monotonic() + scfg.flush_every_s
             for ev in log.update(result.faces, frame.index, frame.timestamp, frame.pts_s, result.alive):
-                line = ev.to_json()
+                line = event_line(ev, clock.epoch(frame.timestamp), spec.display)  # display: URL passwords masked
                 if events:
                     events.write(json.dumps(line) + "\n")
                 if publisher is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -74,14 +75,20 @@ def _say_state(name: str, state: str, reason: str) -> None:
         print(f"{name}: {state}: {reason}", flush=True)
 
 
+def say_error(text: str) -> None:
+    """A problem the run goes on through (a gallery it could not reload), on stderr as it happens."""
+    print(f"facescope: {text}", file=sys.stderr, flush=True)
+
+
 def run_multi(args: argparse.Namespace) -> int:
     from engine.capture import CaptureConfig
-    from engine.cli.common import build_tracking_recognizer
+    from engine.cli.common import build_tracking_recognizer, open_events_file
     from engine.cli.enroll_cmd import open_gallery
     from engine.cli.gate_args import gate_config
     from engine.draw import draw_faces
     from engine.events_out.cli import open_publisher
     from engine.events_out.payload import slug
+    from engine.gallery.watch import GalleryWatch
     from engine.multi import MultiEventLog, MultiSource, multi_pipeline_config
     from engine.sightings import SightingCollector, SightingConfig
     from engine.sightings import store as sighting_store
@@ -102,7 +109,7 @@ def run_multi(args: argparse.Namespace) -> int:
         runner = stack.enter_context(MultiSource(rec, settings, gallery.index if gallery else None, pconfig,
                                                  CaptureConfig(realtime=args.realtime), args.frames or None,
                                                  on_state=_say_state))
-        events = stack.enter_context(open(args.events, "a", buffering=1)) if args.events else None  # line-flushed
+        events = stack.enter_context(open_events_file(args.events)) if args.events else None
         publisher = stack.enter_context(open_publisher(args, "several"))  # each event names its own source
         log = MultiEventLog()
         collectors = {}
@@ -121,7 +128,11 @@ def run_multi(args: argparse.Namespace) -> int:
 
             stack.callback(lambda: ([c.end_all() for c in collectors.values()], flush()))
         writers: dict[str, object] = {}
+        watch = GalleryWatch(gallery, say=say_error) if gallery is not None else None  # changes made elsewhere
         for rnd in runner.rounds():
+            if watch is not None and (gone := watch.poll()) is not None:  # between rounds: no frame is in work
+                for name in runner.names:
+                    runner.pipeline(name).forget_people(gone)
             for sr in rnd.results:
                 r, name = sr.result, sr.source
                 st = per.setdefault(name, {"frames": 0, "faces": 0, "named": 0})

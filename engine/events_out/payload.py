@@ -3,15 +3,10 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
 from pathlib import PurePath
 from urllib.parse import urlsplit
 
-
-def iso_utc(epoch: float) -> str:
-    """ISO 8601 UTC with milliseconds, e.g. ``2026-12-06T08:02:37.123Z``."""
-    dt = datetime.fromtimestamp(epoch, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+from engine.events import iso_utc
 
 
 def slug(text: str | None, default: str = "unknown") -> str:
@@ -50,7 +45,7 @@ def event_payload(event: dict, source: str, now: float | None = None) -> dict:
         "track_id": int(event["track_id"]),
         "person": event.get("name"),
         "similarity": None if sim is None else round(float(sim), 4),
-        "time": iso_utc(float(epoch)),
+        "time": iso_utc(round(float(epoch), 3)),
         "epoch": round(float(epoch), 3),
         "frame": event.get("frame"),
         "media_s": event.get("media_s"),

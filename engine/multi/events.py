@@ -2,14 +2,12 @@
 
 Track ids are per source (see :mod:`engine.multi.runner`), so events are keyed by
 ``(source, track_id)``: one :class:`engine.events.EventLog` per source, and every event dict
-(``Event.to_json()``) gains ``"source": name`` plus ``"epoch"`` (wall-clock seconds, so a
-publisher stamps the time the frame was captured, not when it was handed on).
+is :func:`engine.events.event_line` with ``"source": name`` (and ``epoch`` / ``time``: the wall-clock
+time the frame was captured, so a publisher stamps that, not when it was handed on).
 """
 from __future__ import annotations
 
-import time
-
-from engine.events import EventLog
+from engine.events import EventLog, WallClock, event_line
 
 
 class MultiEventLog:
@@ -17,15 +15,10 @@ class MultiEventLog:
 
     def __init__(self) -> None:
         self._logs: dict[str, EventLog] = {}
-        self._epoch = time.time() - time.perf_counter()  # frame timestamps are perf_counter seconds
+        self._clock = WallClock()  # frame timestamps are perf_counter seconds
 
     def update(self, sr) -> list[dict]:
         log = self._logs.setdefault(sr.source, EventLog())
         r, f = sr.result, sr.result.frame
-        out = []
-        for ev in log.update(r.faces, f.index, f.timestamp, f.pts_s, r.alive):
-            d = ev.to_json()
-            d["source"] = sr.source
-            d["epoch"] = round(self._epoch + f.timestamp, 3)
-            out.append(d)
-        return out
+        epoch = self._clock.epoch(f.timestamp)
+        return [event_line(ev, epoch, sr.source) for ev in log.update(r.faces, f.index, f.timestamp, f.pts_s, r.alive)]
