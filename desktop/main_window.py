@@ -238,8 +238,10 @@ class MainWindow(GalleryFileMixin, QMainWindow):
         self.enrolment.collect_best(track_id, name, k, seconds)
 
     def gallery_changed_elsewhere(self) -> None:
-        """A rename/merge/delete in the gallery panel: running, the next frame shows it (names
-        are looked up per frame); stopped, the frozen frame is relabelled now."""
+        """A rename/merge/delete/import in the gallery panel: running, the next frame shows it
+        (names are looked up per frame; tracks of people an import renumbered start over);
+        stopped, the frozen frame is relabelled now."""
+        self.session.gallery_edited()
         self._relabel_frozen()
 
     def _relabel_frozen(self) -> None:

@@ -100,6 +100,7 @@ class LiveSession(PeopleMixin):
             self.gallery_path.parent.mkdir(parents=True, exist_ok=True)
             emb = self.recognizer.embedder
             self.gallery = Gallery.open(self.gallery_path, emb.id, emb.dim, create=True)
+        self._watcher()  # the people as opened: later edits are compared with them (watch_gallery)
         self._purge_sightings(regroup=False)
 
     def configure(self, recognizer_factory: Callable[[], object], pipeline_config: PipelineConfig | None) -> None:

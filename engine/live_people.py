@@ -41,15 +41,27 @@ class PeopleMixin:
         """Owner thread, on a timer: reload the gallery when another process (the CLI, another
         window) committed to it, at most every ``engine.gallery.watch.POLL_S``. Tracks
         labelled with a person it removed or renumbered start their identity over, on the worker
-        between two frames. Returns those person ids (empty: people only added), None when
-        nothing was reloaded -- then the views have nothing to redraw."""
+        between two frames. Returns those person ids (empty: people only added or renamed), None
+        when nothing was reloaded -- then the views have nothing to redraw."""
+        watch = self._watcher()
+        return None if watch is None else self._restart_tracks(watch.poll())
+
+    def gallery_edited(self) -> set[int]:
+        """Owner thread, after an edit through this session's own connection (the gallery panel's
+        import with ``--replace`` renumbers people): as :meth:`watch_gallery` for what it changed."""
+        watch = self._watcher()
+        return set() if watch is None else self._restart_tracks(watch.diff())
+
+    def _watcher(self):
         from engine.gallery.watch import GalleryWatch
 
         if self.gallery is None:
             return None
         if self._watch is None or self._watch.gallery is not self.gallery:
             self._watch = GalleryWatch(self.gallery)
-        gone = self._watch.poll()
+        return self._watch
+
+    def _restart_tracks(self, gone: set[int] | None) -> set[int] | None:
         if gone and self.pipeline is not None:
             pipeline = self.pipeline
             self._post(lambda: pipeline.forget_people(gone))

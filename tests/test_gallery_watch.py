@@ -99,3 +99,25 @@ def test_a_gallery_that_cannot_be_reloaded_keeps_the_loaded_people(people):
         assert len(said) == 1 and "still using the people loaded before" in said[0]  # said once, not every second
     with pytest.raises(ValueError, match="interval"):
         GalleryWatch(mine, every_s=0)
+
+
+def test_a_rename_keeps_the_tracks_and_an_own_import_restarts_them(people):
+    """Through the session's own connection (the desktop's gallery panel): a rename is shown on
+    the next frame with the votes kept; an import with --replace renumbers people, whose tracks
+    start over (``LiveSession.gallery_edited``)."""
+    from engine.live import LiveSession
+
+    path, other = people
+    with Gallery.open(path, EMB, DIM, create=False) as g:
+        ids = {n: p for p, n in g.index.names.items()}
+        s = LiveSession(gallery=g, sightings=None)
+        s.pipeline = Pipeline(None, g.index)
+        s.pipeline._alive = {1, 2}
+        s.pipeline.assign_identity(1, ids["Ann"])
+        s.pipeline.assign_identity(2, ids["Bob"])
+        assert s.gallery_edited() == set()  # nothing changed since the watch's first look
+        g.rename_person("Ann", "Ann Smith")
+        assert s.gallery_edited() == set() and s.pipeline.book.label(1)[0] == ids["Ann"]
+        g.import_from(other, mode="replace")  # Cy takes person id 1 and face id 1
+        assert s.gallery_edited() == {ids["Ann"], ids["Bob"]}
+        assert s.pipeline.book.label(1)[0] == s.pipeline.book.label(2)[0] == -1

@@ -7,11 +7,16 @@ data_version``: no file read, microseconds) at most every ``every_s`` seconds an
 in-memory index (:meth:`Gallery.refresh`, one read transaction). So an erased person stops being
 named within about a second, without a restart.
 
-A reload can renumber people (an import with ``--replace`` rebuilds the persons table), so a
-track's vote for person 3 may now point at someone else: :meth:`GalleryWatch.poll` returns the
-person ids whose name changed or vanished, and the caller makes tracks labelled with them start
-their identity over (``Pipeline.forget_people``). A gallery that can no longer be read the same
-way (another embedder's import, a damaged file) keeps the index loaded before, and says why once.
+A reload can renumber people (an import with ``--replace`` makes the file a copy of another
+one, ids included), so a track's vote for person 3 may now point at someone else:
+:meth:`GalleryWatch.poll` returns the person ids whose votes no longer hold -- gone, or left with
+none of the faces they had (renumbered; every face deleted) -- and the caller makes tracks
+labelled with them start their identity over (``Pipeline.forget_people``). A rename keeps its
+faces and its tracks (the name is looked up per frame), so it is not listed; nor is a person who
+only gained faces. :meth:`GalleryWatch.diff` does the same comparison for changes made through
+this process's own connection (an import from the desktop's gallery panel). A gallery that can
+no longer be read the same way (another embedder's import, a damaged file) keeps the index
+loaded before, and says why once.
 """
 from __future__ import annotations
 
@@ -38,16 +43,16 @@ class GalleryWatch:
         self._say = say or log.warning
         self._next = clock()  # the first poll looks at once
         self._last_error: str | None = None
+        self._people = _faces_by_person(gallery.index)
         self.reloads = 0
 
     def poll(self) -> set[int] | None:
-        """None when nothing was reloaded; else the person ids whose name changed or vanished
-        (empty when people were only added or faces changed)."""
+        """None when nothing was reloaded; else :meth:`diff` (empty when people were only added,
+        renamed or given faces)."""
         now = self._clock()
         if now < self._next:
             return None
         self._next = now + self.every_s
-        before = self.gallery.index.names
         try:
             changed = self.gallery.refresh()
         except (GalleryError, sqlite3.Error) as exc:  # the old index stays: recognition goes on
@@ -60,5 +65,24 @@ class GalleryWatch:
         if not changed:
             return None
         self.reloads += 1
-        after = self.gallery.index.names
-        return {pid for pid, name in before.items() if after.get(pid) != name}
+        return self.diff()
+
+    def diff(self) -> set[int]:
+        """Person ids whose tracks' votes no longer hold since the last look: gone, or left with
+        none of the faces (embeddings) they had then. O(faces)."""
+        now = _faces_by_person(self.gallery.index)
+        gone = {pid for pid, faces in self._people.items() if now.get(pid, frozenset()).isdisjoint(faces)}
+        self._people = now
+        return gone
+
+
+def _faces_by_person(index) -> dict[int, frozenset[int]]:
+    """``person_id -> {hash of each face's stored vector}`` of ``index``: a face is known by its
+    embedding, not its id (an import with ``--replace`` brings the other file's face ids, which
+    start at 1 in every gallery as much as here). ~0.1 s for 100,000 faces, at a reload only."""
+    pids, vectors = index.person_ids, index.vectors()  # copies; the owner thread is the only writer
+    n = min(len(pids), len(vectors))
+    out: dict[int, set[int]] = {}
+    for pid, key in zip(pids[:n].tolist(), (hash(row.tobytes()) for row in vectors[:n]), strict=True):
+        out.setdefault(pid, set()).add(key)
+    return {pid: frozenset(v) for pid, v in out.items()}
