@@ -283,3 +283,23 @@ def test_bench_gallery_encryption_cost(tmp_path):
         assert 0 < data[variant]["open_ms"] < 5000 and 0 < data[variant]["enrol_ms"] <= data[variant]["enrol_p90_ms"]
     assert 20 < data["kdf_ms"] < 5000  # scrypt n=2^15, r=8: ~0.1 s on a desktop CPU, never free
     assert "encrypted: open + load index" in r.stdout
+
+
+def test_bench_sightings_reads_with_and_without_the_covering_index(tmp_path):
+    """`facescope bench sightings`: the same sightings read through the covering index and without it
+    (the plan of each variant says which), plain and, with the secure extra, encrypted."""
+    out = tmp_path / "sightings.json"
+    r = facescope("bench", "sightings", "--size", "300", "--repeats", "1", "--json", out, cwd=tmp_path)
+    data = json.loads(out.read_text())
+    assert data["size"] == 300 and 2 < data["crop_kb"] < 12 and 0 < data["index_mb"] < data["file_mb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sightings.json"]  # its galleries lived in a temp folder
+    variants = ["plain", "plain_no_index"]
+    try:
+        import sqlcipher3  # noqa: F401 - the encrypted variants run only with the secure extra
+        variants += ["encrypted", "encrypted_no_index"]
+    except ImportError:
+        assert "encrypted" not in data
+    for v in variants:
+        assert data[v]["rows"] == 300 and data[v]["embeddings_ms"] > 0 and data[v]["snapshot_ms"] > 0, v
+        assert ("COVERING INDEX sightings_vectors" in data[v]["plan"]) == (not v.endswith("no_index")), data[v]
+    assert "plain_no_index: all embeddings" in r.stdout

@@ -66,6 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--json", metavar="PATH")
     m.set_defaults(func=run_models)
 
+    sr = bench.add_parser("sightings", help="reading stored sightings' embeddings (Find similar, sightings "
+                                            "search, regroup snapshot) with and without their covering index, "
+                                            "plain and encrypted")
+    sr.add_argument("--size", type=int, default=20_000, help="stored sightings (default 20000, the retention cap)")
+    sr.add_argument("--repeats", type=int, default=5)
+    sr.add_argument("--json", metavar="PATH")
+    sr.set_defaults(func=run_sightings_read)
+
     s = bench.add_parser("search", help="gallery search latency over N stored embeddings")
     s.add_argument("--size", type=int, default=100_000, help="stored embeddings (default 100000)")
     s.add_argument("--dim", type=int, default=128)
@@ -130,6 +138,15 @@ def run_gallery_crypto(args: argparse.Namespace) -> int:
     crypto.module()  # the secure extra: one clear line when sqlcipher3 is missing
     result = bench_gallery_crypto(args.faces)
     print(format_gallery_crypto(result))
+    write_json(args.json, result)
+    return 0
+
+
+def run_sightings_read(args: argparse.Namespace) -> int:
+    from engine.bench.sightings_read import bench_sightings_read, format_sightings_read
+
+    result = bench_sightings_read(args.size, args.repeats)
+    print(format_sightings_read(result))
     write_json(args.json, result)
     return 0
 

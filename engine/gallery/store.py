@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from . import audit, crypto, transfer
+from . import audit, crypto, people_tables, transfer
 from .codec import blobs_to_matrix, check_enrolment, clean_name, embedding_to_blob, name_key, utc_now
 from .errors import (
     DuplicatePersonError,
@@ -116,6 +116,10 @@ class Gallery(GalleryReader):
                                                 embedder_id, dim)
             if meta is not None and meta.schema_version < SCHEMA_VERSION:
                 migrate(db, path, frontend)
+            if missing := people_tables.missing_indexes(db.conn):  # a v3 file made before they were added
+                with write_transaction(db):
+                    for sql in missing:
+                        db.execute(sql)
             return cls(db, path, embedder_id, dim, reembed_only=reembed_only, frontend=frontend)
         except crypto.errors("DatabaseError") as exc:  # a damaged file, a full disk: one clear error
             db.close()

@@ -177,10 +177,13 @@ def crop_jpeg(conn: sqlite3.Connection, sighting_id: int) -> bytes:
 
 def embeddings(conn: sqlite3.Connection, dim: int, where: str = "1", args: Sequence = ()) -> tuple[np.ndarray,
                                                                                                   np.ndarray]:
-    """(ids (K,) int64, embeddings (K, dim) float32 as stored) of the sightings matching ``where``."""
-    rows = conn.execute(f"SELECT id, embedding FROM sightings WHERE {where} ORDER BY id", list(args)).fetchall()
+    """(ids (K,) int64 ascending, embeddings (K, dim) float32 as stored) of the sightings matching
+    ``where``. Sorted here, not by SQL: without ORDER BY, SQLite reads a whole-table query from
+    the covering index ``sightings_vectors`` instead of stepping over every row's crop."""
+    rows = conn.execute(f"SELECT id, embedding FROM sightings WHERE {where}", list(args)).fetchall()
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+    rows.sort(key=lambda r: r[0])
     ids, blobs = zip(*rows, strict=True)
     return np.array(ids, np.int64), blobs_to_matrix(blobs, dim)
 

@@ -1,0 +1,141 @@
+"""What the covering index ``sightings_vectors`` buys: reading the stored sightings' embeddings
+with and without it, plain and encrypted, same run.
+
+A gallery of ``size`` sightings is written with the real store (random unit embeddings; a smooth
+112x112 crop with noise, encoded as the store encodes real crops: ~3.5-5 KB of JPEG, like a face).
+A copy without the index (``DROP INDEX``) is read through a connection that does not add it back
+(a plain read-only connection; for the encrypted file SQLCipher's ``connect_ro``). Per file, the
+median of ``repeats``: ``embeddings_ms`` (``store.embeddings`` over every sighting: Find similar,
+``facescope sightings search``), ``search_ms`` (``store.search``, top 12) and ``snapshot_ms``
+(``regrouping.snapshot``: the owner -- GUI -- thread's part of a regroup). In a row the embedding
+comes after the crop, so without the index SQLite steps over (and, encrypted, decrypts) every
+crop's pages to reach it. The encrypted variants need the secure extra; without it they are left out.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from engine.gallery import Gallery, GalleryError
+from engine.sightings import regrouping, store
+from engine.sightings.collector import Sighting
+
+_DIM = 128
+_EMBEDDER = "bench"
+
+
+def _crop(rng: np.random.Generator) -> np.ndarray:
+    y, x = np.mgrid[0:112, 0:112].astype(np.float32)
+    base = np.stack([x * 1.5 + 40, y * 1.2 + 60, (x + y) * 0.8 + 30], -1) + rng.normal(0, 6, (112, 112, 3))
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def _write(path: Path, size: int, rng: np.random.Generator) -> None:
+    crop, now = _crop(rng), time.time()
+    with Gallery.open(path, _EMBEDDER, _DIM) as g:
+        for start in range(0, size, 1000):
+            n = min(1000, size - start)
+            e = rng.standard_normal((n, _DIM)).astype(np.float32)
+            e /= np.linalg.norm(e, axis=1, keepdims=True)
+            store.record(g, [Sighting(-1, "bench", now - 3600 + start + i, now - 3599 + start + i, 5, crop, e[i],
+                                      0.8) for i in range(n)])
+
+
+def _time(conn, repeats: int) -> dict:
+    shim = SimpleNamespace(dim=_DIM, db=SimpleNamespace(conn=conn))  # what regrouping.snapshot reads
+    emb, search, snap = [], [], []
+    query = None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ids, vectors = store.embeddings(conn, _DIM)
+        emb.append(1000 * (time.perf_counter() - t))
+        query = vectors[len(vectors) // 2] if query is None else query
+        t = time.perf_counter()
+        store.search(conn, query, _DIM, 12)
+        search.append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        regrouping.snapshot(shim)
+        snap.append(1000 * (time.perf_counter() - t))
+    plan = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN SELECT id, embedding FROM sightings"))
+    return {"embeddings_ms": statistics.median(emb), "search_ms": statistics.median(search),
+            "snapshot_ms": statistics.median(snap), "rows": len(ids), "plan": plan}
+
+
+def bench_sightings_read(size: int = 20_000, repeats: int = 5, seed: int = 0) -> dict:
+    """Returns size, crop_kb, file_mb, index_mb and per variant ("plain", "plain_no_index",
+    "encrypted", "encrypted_no_index") embeddings_ms, search_ms, snapshot_ms, rows, plan."""
+    from engine.gallery import crypto, keys, rekey
+
+    if size < 100 or repeats < 1:
+        raise ValueError("size must be >= 100 and repeats >= 1")
+    rng = np.random.default_rng(seed)
+    try:
+        crypto.module()
+        secure = True
+    except GalleryError:  # no secure extra: the encrypted variants are left out
+        secure = False
+    old = os.environ.get(crypto.PASSPHRASE_ENV)
+    os.environ[crypto.PASSPHRASE_ENV] = "benchmark passphrase"  # this process only, restored below
+    try:
+        with tempfile.TemporaryDirectory(prefix="facescope-bench-") as tmp:
+            plain = Path(tmp) / "plain.db"
+            _write(plain, size, rng)
+            bare = Path(tmp) / "bare.db"
+            shutil.copy(plain, bare)
+            conn = sqlite3.connect(bare)
+            with conn:
+                conn.execute("DROP INDEX sightings_vectors")
+            conn.execute("VACUUM")
+            conn.close()
+            out = {"size": size, "file_mb": plain.stat().st_size / 1e6,
+                   "index_mb": (plain.stat().st_size - bare.stat().st_size) / 1e6}
+            with Gallery.open(plain, _EMBEDDER, _DIM) as g:
+                out["crop_kb"] = g.db.execute("SELECT avg(length(crop_jpeg)) FROM sightings").fetchone()[0] / 1e3
+                out["plain"] = _time(g.db.conn, repeats)
+            ro = sqlite3.connect(f"{bare.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                out["plain_no_index"] = _time(ro, repeats)
+            finally:
+                ro.close()
+            if secure:
+                enc = Path(tmp) / "encrypted.db"
+                shutil.copy(plain, enc)
+                rekey.change_key(enc, "passphrase")  # opens it as a Gallery: with the index
+                key = keys.key_for(enc)
+                for name in ("encrypted", "encrypted_no_index"):
+                    if name == "encrypted_no_index":  # the same file, its index dropped (SQLCipher connection)
+                        conn = crypto.connect(str(enc), key)
+                        with conn:
+                            conn.execute("DROP INDEX sightings_vectors")
+                        conn.execute("VACUUM")
+                        conn.close()
+                    conn = crypto.connect_ro(enc, key)  # never adds the index back
+                    try:
+                        out[name] = _time(conn, repeats)
+                    finally:
+                        conn.close()
+            return out
+    finally:
+        if old is None:
+            os.environ.pop(crypto.PASSPHRASE_ENV, None)
+        else:
+            os.environ[crypto.PASSPHRASE_ENV] = old
+
+
+def format_sightings_read(r: dict) -> str:
+    lines = [f"sightings: {r['size']} x {_DIM}-d, crops {r['crop_kb']:.1f} KB, file {r['file_mb']:.1f} MB "
+             f"(covering index {r['index_mb']:.1f} MB); median ms:"]
+    for label in ("plain", "plain_no_index", "encrypted", "encrypted_no_index"):
+        if label in r:
+            v = r[label]
+            lines.append(f"{label:>19}: all embeddings {v['embeddings_ms']:7.1f}, search {v['search_ms']:7.1f}, "
+                         f"regroup snapshot {v['snapshot_ms']:7.1f}  [{v['plan']}]")
+    return "\n".join(lines)
