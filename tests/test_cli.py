@@ -301,5 +301,6 @@ def test_bench_sightings_reads_with_and_without_the_covering_index(tmp_path):
         assert "encrypted" not in data
     for v in variants:
         assert data[v]["rows"] == 300 and data[v]["embeddings_ms"] > 0 and data[v]["snapshot_ms"] > 0, v
+        assert data[v]["groups"] == 3 and data[v]["groups_ms"] > 0, data[v]  # 3 strangers, regrouped
         assert ("COVERING INDEX sightings_vectors" in data[v]["plan"]) == (not v.endswith("no_index")), data[v]
     assert "plain_no_index: all embeddings" in r.stdout

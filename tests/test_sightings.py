@@ -145,22 +145,25 @@ def test_a_v2_gallery_opens_and_migrates_to_v3_in_one_step(recognizer, tmp_path)
         assert len(g.audit_entries()) == n  # migrated once
 
 
-def test_embeddings_are_read_from_the_covering_index_added_to_older_v3_files(recorded, recognizer, tmp_path):
-    """A v3 file made before ``sightings_vectors`` gets it at the next writable open (not audited:
-    no data changed); whole-table embedding reads and the regroup snapshot then come from it (no
-    crop read), with the same ids in the same (ascending) order and the same bytes."""
+def test_embeddings_are_read_from_the_covering_indexes_added_to_older_v3_files(recorded, recognizer, tmp_path):
+    """A v3 file made before ``sightings_vectors`` / ``sightings_group_cover`` gets them at the next
+    writable open (not audited: no data changed); whole-table embedding reads, the regroup snapshot
+    and a group's best sightings then come from them (no crop read), with the same ids in the same
+    (ascending) order and the same bytes."""
     from engine.gallery import Gallery
     from engine.sightings import regrouping, store
 
     db = copy_of(recorded, tmp_path)
     conn = sqlite3.connect(db)
-    with conn:
+    with conn:  # the layout of a v3 file made before the covering indexes
         conn.execute("DROP INDEX sightings_vectors")
+        conn.execute("DROP INDEX sightings_group_cover")
+        conn.execute("CREATE INDEX sightings_group ON sightings (group_id)")
     by_table = conn.execute("SELECT id, embedding FROM sightings ORDER BY id").fetchall()
     conn.close()
     emb_id, dim = recognizer.embedder.id, recognizer.embedder.dim
     Gallery.inspect(db)  # reading only: not added
-    assert "sightings_vectors" not in {r[0] for r in sqlite3.connect(db).execute(
+    assert not {"sightings_vectors", "sightings_group_cover"} & {r[0] for r in sqlite3.connect(db).execute(
         "SELECT name FROM sqlite_master WHERE type = 'index'")}
     with Gallery.open(db, emb_id, dim) as g:
         n_audit = len(g.audit_entries())
@@ -170,6 +173,9 @@ def test_embeddings_are_read_from_the_covering_index_added_to_older_v3_files(rec
         plan = " ".join(str(r) for r in c.execute("EXPLAIN QUERY PLAN SELECT id, group_id, embedding, quality "
                                                    "FROM sightings WHERE person_id IS NULL"))
         assert "COVERING INDEX sightings_vectors" in plan, plan
+        plan = " ".join(str(r) for r in c.execute("EXPLAIN QUERY PLAN SELECT id, quality, first_seen, last_seen, "
+                                                   "source FROM sightings WHERE group_id = 1 ORDER BY quality DESC"))
+        assert "COVERING INDEX sightings_group_cover" in plan, plan  # the unknown-people list reads no row
         ids, emb = store.embeddings(c, dim)
         assert ids.tolist() == [r[0] for r in by_table] and len(ids) >= 2
         np.testing.assert_array_equal(emb, np.stack([np.frombuffer(r[1], "<f4") for r in by_table]))

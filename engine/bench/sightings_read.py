@@ -1,15 +1,19 @@
-"""What the covering index ``sightings_vectors`` buys: reading the stored sightings' embeddings
-with and without it, plain and encrypted, same run.
+"""What the covering indexes of the sightings table buy (``sightings_vectors``,
+``sightings_group_cover``: engine.gallery.people_tables), with and without them, plain and
+encrypted, same run.
 
-A gallery of ``size`` sightings is written with the real store (random unit embeddings; a smooth
-112x112 crop with noise, encoded as the store encodes real crops: ~3.5-5 KB of JPEG, like a face).
-A copy without the index (``DROP INDEX``) is read through a connection that does not add it back
-(a plain read-only connection; for the encrypted file SQLCipher's ``connect_ro``). Per file, the
-median of ``repeats``: ``embeddings_ms`` (``store.embeddings`` over every sighting: Find similar,
-``facescope sightings search``), ``search_ms`` (``store.search``, top 12) and ``snapshot_ms``
-(``regrouping.snapshot``: the owner -- GUI -- thread's part of a regroup). In a row the embedding
-comes after the crop, so without the index SQLite steps over (and, encrypted, decrypts) every
-crop's pages to reach it. The encrypted variants need the secure extra; without it they are left out.
+A gallery of ``size`` sightings of ``size // 100`` strangers is written with the real store (unit
+embeddings around one random centre per stranger; a smooth 112x112 crop with noise, encoded as
+the store encodes real crops, ~5 KB like a face) and regrouped once (200 groups at 20,000). A copy
+laid out as v3 files were before the indexes (``sightings_group`` on group alone) is read through a
+connection that does not add them back (plain read-only; for the encrypted file SQLCipher's
+``connect_ro``). Per file, the median of ``repeats``: ``embeddings_ms`` (``store.embeddings`` over
+every sighting: Find similar, ``facescope sightings search``), ``search_ms`` (``store.search``,
+top 12), ``snapshot_ms`` (``regrouping.snapshot``: the owner -- GUI -- thread's part of a regroup)
+and ``groups_ms`` (``unknowns.groups``: the unknown-people panel's list). In a row the embedding
+and quality come after the crop, so without the indexes SQLite steps over (and, encrypted,
+decrypts) the crops' pages. The encrypted variants need the secure extra; without it they are
+left out.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from engine.gallery import Gallery, GalleryError
-from engine.sightings import regrouping, store
+from engine.sightings import regrouping, store, unknowns
 from engine.sightings.collector import Sighting
 
 _DIM = 128
@@ -40,19 +44,27 @@ def _crop(rng: np.random.Generator) -> np.ndarray:
 
 def _write(path: Path, size: int, rng: np.random.Generator) -> None:
     crop, now = _crop(rng), time.time()
+    centres = rng.standard_normal((max(1, size // 100), _DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     with Gallery.open(path, _EMBEDDER, _DIM) as g:
         for start in range(0, size, 1000):
             n = min(1000, size - start)
-            e = rng.standard_normal((n, _DIM)).astype(np.float32)
+            e = centres[rng.integers(0, len(centres), n)] + 0.04 * rng.standard_normal((n, _DIM)).astype(np.float32)
             e /= np.linalg.norm(e, axis=1, keepdims=True)
-            store.record(g, [Sighting(-1, "bench", now - 3600 + start + i, now - 3599 + start + i, 5, crop, e[i],
-                                      0.8) for i in range(n)])
+            q = rng.uniform(0.3, 1.0, n)
+            store.record(g, [Sighting(-1, f"cam{i % 3}", now - 3600 + start + i, now - 3599 + start + i, 5, crop,
+                                      e[i], float(q[i])) for i in range(n)])
+        regrouping.regroup(g)
+
+
+_BEFORE = ("DROP INDEX sightings_vectors", "DROP INDEX sightings_group_cover",
+           "CREATE INDEX sightings_group ON sightings (group_id)")  # v3 as first made
 
 
 def _time(conn, repeats: int) -> dict:
     shim = SimpleNamespace(dim=_DIM, db=SimpleNamespace(conn=conn))  # what regrouping.snapshot reads
-    emb, search, snap = [], [], []
-    query = None
+    emb, search, snap, groups = [], [], [], []
+    query, n_groups = None, 0
     for _ in range(repeats):
         t = time.perf_counter()
         ids, vectors = store.embeddings(conn, _DIM)
@@ -64,14 +76,19 @@ def _time(conn, repeats: int) -> dict:
         t = time.perf_counter()
         regrouping.snapshot(shim)
         snap.append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
+        n_groups = len(unknowns.groups(shim))  # no threshold: no gallery search for hints
+        groups.append(1000 * (time.perf_counter() - t))
     plan = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN SELECT id, embedding FROM sightings"))
     return {"embeddings_ms": statistics.median(emb), "search_ms": statistics.median(search),
-            "snapshot_ms": statistics.median(snap), "rows": len(ids), "plan": plan}
+            "snapshot_ms": statistics.median(snap), "groups_ms": statistics.median(groups), "groups": n_groups,
+            "rows": len(ids), "plan": plan}
 
 
 def bench_sightings_read(size: int = 20_000, repeats: int = 5, seed: int = 0) -> dict:
     """Returns size, crop_kb, file_mb, index_mb and per variant ("plain", "plain_no_index",
-    "encrypted", "encrypted_no_index") embeddings_ms, search_ms, snapshot_ms, rows, plan."""
+    "encrypted", "encrypted_no_index") embeddings_ms, search_ms, snapshot_ms, groups_ms, groups,
+    rows, plan."""
     from engine.gallery import crypto, keys, rekey
 
     if size < 100 or repeats < 1:
@@ -92,7 +109,8 @@ def bench_sightings_read(size: int = 20_000, repeats: int = 5, seed: int = 0) ->
             shutil.copy(plain, bare)
             conn = sqlite3.connect(bare)
             with conn:
-                conn.execute("DROP INDEX sightings_vectors")
+                for sql in _BEFORE:
+                    conn.execute(sql)
             conn.execute("VACUUM")
             conn.close()
             out = {"size": size, "file_mb": plain.stat().st_size / 1e6,
@@ -114,7 +132,8 @@ def bench_sightings_read(size: int = 20_000, repeats: int = 5, seed: int = 0) ->
                     if name == "encrypted_no_index":  # the same file, its index dropped (SQLCipher connection)
                         conn = crypto.connect(str(enc), key)
                         with conn:
-                            conn.execute("DROP INDEX sightings_vectors")
+                            for sql in _BEFORE:
+                                conn.execute(sql)
                         conn.execute("VACUUM")
                         conn.close()
                     conn = crypto.connect_ro(enc, key)  # never adds the index back
@@ -132,10 +151,11 @@ def bench_sightings_read(size: int = 20_000, repeats: int = 5, seed: int = 0) ->
 
 def format_sightings_read(r: dict) -> str:
     lines = [f"sightings: {r['size']} x {_DIM}-d, crops {r['crop_kb']:.1f} KB, file {r['file_mb']:.1f} MB "
-             f"(covering index {r['index_mb']:.1f} MB); median ms:"]
+             f"(covering indexes {r['index_mb']:.1f} MB); median ms (no_index: as v3 files were made before):"]
     for label in ("plain", "plain_no_index", "encrypted", "encrypted_no_index"):
         if label in r:
             v = r[label]
             lines.append(f"{label:>19}: all embeddings {v['embeddings_ms']:7.1f}, search {v['search_ms']:7.1f}, "
-                         f"regroup snapshot {v['snapshot_ms']:7.1f}  [{v['plan']}]")
+                         f"regroup snapshot {v['snapshot_ms']:7.1f}, {v['groups']} unknown groups listed "
+                         f"{v['groups_ms']:7.1f}  [{v['plan']}]")
     return "\n".join(lines)

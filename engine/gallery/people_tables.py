@@ -15,18 +15,19 @@ Erasing a person removes their sightings and negatives with them (the cascades),
 ``secure_delete`` + ``scrub`` clear the bytes as for faces (index entries included).
 
 ``sightings_vectors`` is a covering index of what the searches read (person, group, quality,
-embedding): in a row the embedding comes after the ~6 KB crop, so reading embeddings from the
-table walks every crop's overflow pages. With it, all embeddings of 20,000 sightings (the size
-cap) are read in 64-80 ms instead of 460 ms from an encrypted gallery (every page decrypted),
-for ~10 % more file. A v3 file made before it gets it when next opened for writing
-(:func:`missing_indexes`); it is no schema change (older versions use such a file as it is).
+embedding): in a row the embedding comes after the ~5 KB crop, so reading embeddings from the
+table walks every crop's overflow pages. ``sightings_group_cover`` (group, quality, first/last
+seen, source; it replaces v3's first ``sightings_group`` on group alone) answers the
+unknown-people list without reading a row. Measured with ``facescope bench sightings`` (README,
+"Sightings"). A v3 file made before them gets them when next opened for writing
+(:func:`missing_indexes`); that is no schema change (older versions use such a file as it is).
 """
 from __future__ import annotations
 
 import sqlite3
 
 SINCE_VERSION = 3
-ADDED_INDEX = "sightings_vectors"  # added to v3 files after their creation (missing_indexes)
+ADDED_INDEXES = ("sightings_vectors", "sightings_group_cover")  # added to v3 files later (missing_indexes)
 _DDL = (
     "CREATE TABLE unknown_groups (id INTEGER PRIMARY KEY, status TEXT NOT NULL DEFAULT 'active' "
     "CHECK (status IN ('active', 'ignored')), centroid BLOB, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
@@ -38,7 +39,7 @@ _DDL = (
     "quality REAL NOT NULL, similarity REAL, CHECK (last_seen >= first_seen))",
     "CREATE INDEX sightings_last_seen ON sightings (last_seen)",
     "CREATE INDEX sightings_person ON sightings (person_id, last_seen)",
-    "CREATE INDEX sightings_group ON sightings (group_id)",
+    "CREATE INDEX sightings_group_cover ON sightings (group_id, quality, first_seen, last_seen, source)",
     "CREATE INDEX sightings_vectors ON sightings (person_id, group_id, quality, embedding)",
     "CREATE TABLE negatives (id INTEGER PRIMARY KEY, "
     "person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE, "
@@ -64,4 +65,4 @@ def missing_indexes(conn: sqlite3.Connection) -> list[str]:
     them in a write transaction); reads sqlite_master only, so a file that has them is not written."""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     return [sql.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1) for sql in _DDL
-            if sql.startswith(f"CREATE INDEX {ADDED_INDEX} ") and ADDED_INDEX not in have]
+            for name in ADDED_INDEXES if sql.startswith(f"CREATE INDEX {name} ") and name not in have]
