@@ -124,12 +124,14 @@ def write_json(path: str | Path | None, payload: dict) -> None:
 
 
 def open_events_file(path: str | Path):
-    """``run --events``: the JSON-lines file, appended to, private and flushed line by line
-    (:func:`engine.util.fsio.open_private_log`); a clear FacescopeError when it cannot be opened."""
+    """``run --events``: the JSON-lines file (:class:`engine.events_out.jsonl.JsonlFile`: private,
+    appended to, one write per line; a full disk drops events with a message, the run goes on); a
+    clear FacescopeError when it cannot be opened at all."""
+    from engine.cli.run_multi import say_error
     from engine.errors import FacescopeError
-    from engine.util.fsio import open_private_log
+    from engine.events_out.jsonl import JsonlFile
 
     try:
-        return open_private_log(path)
+        return JsonlFile(path, say=say_error)
     except OSError as exc:
         raise FacescopeError(f"cannot write events file {path}: {exc.strerror or exc}") from None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from contextlib import ExitStack
 
@@ -103,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             for ev in log.update(result.faces, frame.index, frame.timestamp, frame.pts_s, result.alive):
                 line = event_line(ev, clock.epoch(frame.timestamp), spec.display)  # display: URL passwords masked
                 if events:
-                    events.write(json.dumps(line) + "\n")
+                    events.write(line)
                 if publisher is not None:
                     publisher.publish(line)
                 if ev.kind == "identified":

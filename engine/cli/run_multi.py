@@ -9,7 +9,6 @@ source (single or several); a sources file can set them per source.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from contextlib import ExitStack
@@ -140,7 +139,7 @@ def run_multi(args: argparse.Namespace) -> int:
                     collectors[name].observe(r)
                 for line in log.update(sr):
                     if events:
-                        events.write(json.dumps(line) + "\n")
+                        events.write(line)
                     if publisher is not None:
                         publisher.publish(line)
                     if line["kind"] == "identified":

@@ -14,8 +14,7 @@ in-place ``open(path, "w")`` would.
 
 :func:`atomic_path` is for writers that insist on a path (``cv2.imwrite``, ``np.save``,
 ``torch.save``, ``onnx.save``, ``fig.savefig``): the temp name ends with the target's suffix, so
-writers that pick the format by extension pick the right one. :func:`open_private_log` is the
-one non-atomic opener here: an append-only, line-flushed, private log (events).
+writers that pick the format by extension pick the right one.
 """
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 PRIVATE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -59,22 +58,6 @@ def atomic_path(path: str | Path, *, private: bool = False) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-
-def open_private_log(path: str | Path) -> TextIO:
-    """``path`` opened for appending text lines, private (0600, also when it existed with another
-    mode; new folders 0700) and line-buffered: each line reaches the file as it is written, so a
-    killed process loses at most the line it was writing. For logs that name people (events).
-    OSError as raised by ``os.open`` (missing permission, a file where a folder should be)."""
-    path = Path(path)
-    make_private_dirs(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE)
-    try:
-        os.fchmod(fd, PRIVATE_MODE)
-        return os.fdopen(fd, "a", buffering=1, encoding="utf-8")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def make_private_dirs(folder: str | Path) -> Path:
