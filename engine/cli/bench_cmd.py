@@ -66,9 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--json", metavar="PATH")
     m.set_defaults(func=run_models)
 
-    sr = bench.add_parser("sightings", help="reading stored sightings' embeddings (Find similar, sightings "
-                                            "search, regroup snapshot) with and without their covering index, "
-                                            "plain and encrypted")
+    sr = bench.add_parser("sightings", help="reading stored sightings (Find similar, sightings search, regroup "
+                                            "snapshot, the unknown-people list) with and without their covering "
+                                            "indexes, plain and encrypted")
     sr.add_argument("--size", type=int, default=20_000, help="stored sightings (default 20000, the retention cap)")
     sr.add_argument("--repeats", type=int, default=5)
     sr.add_argument("--json", metavar="PATH")
