@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from engine.config import (
@@ -123,11 +124,15 @@ def write_json(path: str | Path | None, payload: dict) -> None:
         print(f"wrote {path}")
 
 
+def say_error(text: str) -> None:
+    """A problem a run goes on through (a gallery it could not reload, a full disk), on stderr as it happens."""
+    print(f"facescope: {text}", file=sys.stderr, flush=True)
+
+
 def open_events_file(path: str | Path):
     """``run --events``: the JSON-lines file (:class:`engine.events_out.jsonl.JsonlFile`: private,
     appended to, one write per line; a full disk drops events with a message, the run goes on); a
     clear FacescopeError when it cannot be opened at all."""
-    from engine.cli.run_multi import say_error
     from engine.errors import FacescopeError
     from engine.events_out.jsonl import JsonlFile
 

@@ -5,9 +5,9 @@ import argparse
 import time
 from contextlib import ExitStack
 
-from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer
+from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer, say_error
 from engine.cli.gate_args import add_gate_args, gate_config
-from engine.cli.run_multi import add_source_args, is_multi, run_multi, say_error, webcam_settings
+from engine.cli.run_multi import add_source_args, is_multi, run_multi, webcam_settings
 from engine.errors import FacescopeError
 from engine.events_out.cli import add_event_args, open_publisher
 

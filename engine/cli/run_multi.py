@@ -9,7 +9,6 @@ source (single or several); a sources file can set them per source.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -74,14 +73,9 @@ def _say_state(name: str, state: str, reason: str) -> None:
         print(f"{name}: {state}: {reason}", flush=True)
 
 
-def say_error(text: str) -> None:
-    """A problem the run goes on through (a gallery it could not reload), on stderr as it happens."""
-    print(f"facescope: {text}", file=sys.stderr, flush=True)
-
-
 def run_multi(args: argparse.Namespace) -> int:
     from engine.capture import CaptureConfig
-    from engine.cli.common import build_tracking_recognizer, open_events_file
+    from engine.cli.common import build_tracking_recognizer, open_events_file, say_error
     from engine.cli.enroll_cmd import open_gallery
     from engine.cli.gate_args import gate_config
     from engine.draw import draw_faces
