@@ -17,7 +17,6 @@ left out.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import statistics
@@ -28,6 +27,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from engine.bench.gallery_crypto import bench_passphrase
 from engine.gallery import Gallery, GalleryError
 from engine.sightings import regrouping, store, unknowns
 from engine.sightings.collector import Sighting
@@ -99,54 +99,47 @@ def bench_sightings_read(size: int = 20_000, repeats: int = 5, seed: int = 0) ->
         secure = True
     except GalleryError:  # no secure extra: the encrypted variants are left out
         secure = False
-    old = os.environ.get(crypto.PASSPHRASE_ENV)
-    os.environ[crypto.PASSPHRASE_ENV] = "benchmark passphrase"  # this process only, restored below
+    with bench_passphrase(), tempfile.TemporaryDirectory(prefix="facescope-bench-") as tmp:
+        plain = Path(tmp) / "plain.db"
+        _write(plain, size, rng)
+        bare = Path(tmp) / "bare.db"
+        shutil.copy(plain, bare)
+        _as_before(sqlite3.connect(bare))
+        out = {"size": size, "file_mb": plain.stat().st_size / 1e6,
+               "index_mb": (plain.stat().st_size - bare.stat().st_size) / 1e6}
+        with Gallery.open(plain, _EMBEDDER, _DIM) as g:
+            out["crop_kb"] = g.db.execute("SELECT avg(length(crop_jpeg)) FROM sightings").fetchone()[0] / 1e3
+            out["plain"] = _time(g.db.conn, repeats)
+        out["plain_no_index"] = _time_closed(sqlite3.connect(f"{bare.resolve().as_uri()}?mode=ro", uri=True), repeats)
+        if secure:
+            enc = Path(tmp) / "encrypted.db"
+            shutil.copy(plain, enc)
+            rekey.change_key(enc, "passphrase")  # opens it as a Gallery: with the indexes
+            key = keys.key_for(enc)
+            # read-only connections never add the indexes back
+            out["encrypted"] = _time_closed(crypto.connect_ro(enc, key), repeats)
+            _as_before(crypto.connect(str(enc), key))  # the same file as v3 files were made
+            out["encrypted_no_index"] = _time_closed(crypto.connect_ro(enc, key), repeats)
+        return out
+
+
+def _as_before(conn) -> None:
+    """Lay a sightings file out as v3 files were first made (``_BEFORE``), compacted; closes ``conn``."""
     try:
-        with tempfile.TemporaryDirectory(prefix="facescope-bench-") as tmp:
-            plain = Path(tmp) / "plain.db"
-            _write(plain, size, rng)
-            bare = Path(tmp) / "bare.db"
-            shutil.copy(plain, bare)
-            conn = sqlite3.connect(bare)
-            with conn:
-                for sql in _BEFORE:
-                    conn.execute(sql)
-            conn.execute("VACUUM")
-            conn.close()
-            out = {"size": size, "file_mb": plain.stat().st_size / 1e6,
-                   "index_mb": (plain.stat().st_size - bare.stat().st_size) / 1e6}
-            with Gallery.open(plain, _EMBEDDER, _DIM) as g:
-                out["crop_kb"] = g.db.execute("SELECT avg(length(crop_jpeg)) FROM sightings").fetchone()[0] / 1e3
-                out["plain"] = _time(g.db.conn, repeats)
-            ro = sqlite3.connect(f"{bare.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                out["plain_no_index"] = _time(ro, repeats)
-            finally:
-                ro.close()
-            if secure:
-                enc = Path(tmp) / "encrypted.db"
-                shutil.copy(plain, enc)
-                rekey.change_key(enc, "passphrase")  # opens it as a Gallery: with the index
-                key = keys.key_for(enc)
-                for name in ("encrypted", "encrypted_no_index"):
-                    if name == "encrypted_no_index":  # the same file, its index dropped (SQLCipher connection)
-                        conn = crypto.connect(str(enc), key)
-                        with conn:
-                            for sql in _BEFORE:
-                                conn.execute(sql)
-                        conn.execute("VACUUM")
-                        conn.close()
-                    conn = crypto.connect_ro(enc, key)  # never adds the index back
-                    try:
-                        out[name] = _time(conn, repeats)
-                    finally:
-                        conn.close()
-            return out
+        with conn:
+            for sql in _BEFORE:
+                conn.execute(sql)
+        conn.execute("VACUUM")
     finally:
-        if old is None:
-            os.environ.pop(crypto.PASSPHRASE_ENV, None)
-        else:
-            os.environ[crypto.PASSPHRASE_ENV] = old
+        conn.close()
+
+
+def _time_closed(conn, repeats: int) -> dict:
+    """:func:`_time` on ``conn``, closed after."""
+    try:
+        return _time(conn, repeats)
+    finally:
+        conn.close()
 
 
 def format_sightings_read(r: dict) -> str:
