@@ -67,6 +67,14 @@ class EventLog:
 
     def __init__(self) -> None:
         self._names: dict[int, str | None] = {}
+        self._forgotten: set[int] = set()
+
+    def forget(self, track_ids) -> None:
+        """The people of ``track_ids`` were erased or renumbered (``Pipeline.forget_people``): at
+        the next :meth:`update` each of these tracks that still carries a name gets an
+        "identified" event with no name, also when it is hidden at that moment -- its later
+        "lost" event (or a consumer's presence state) must not name someone who is gone."""
+        self._forgotten.update(int(t) for t in track_ids)
 
     def update(self, faces: Faces, frame: int, t: float, media_s: float | None = None,
                alive: set[int] | frozenset[int] | None = None) -> list[Event]:
@@ -86,6 +94,11 @@ class EventLog:
             elif name != self._names[tid]:
                 events.append(Event("identified", tid, frame, t, media_s, name, simv))
             self._names[tid] = name
+        for tid in sorted(self._forgotten - set(seen)):  # hidden now: no frame would say it
+            if self._names.get(tid) is not None:
+                events.append(Event("identified", tid, frame, t, media_s, None, None))
+                self._names[tid] = None
+        self._forgotten.clear()
         keep = set(seen) | (set(alive) if alive is not None else set())
         for tid in [t_ for t_ in self._names if t_ not in keep]:
             events.append(Event("lost", tid, frame, t, media_s, self._names.pop(tid)))

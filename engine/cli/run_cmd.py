@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         for result in pipeline.run(capture, max_frames=args.frames or None):
             frame = result.frame
             if watch is not None and (gone := watch.poll()) is not None:
-                pipeline.forget_people(gone)
+                log.forget(pipeline.forget_people(gone))  # a hidden track's "lost" must not name them
             if collector is not None:
                 collector.observe(result)
                 if time.monotonic() >= next_flush:

@@ -125,7 +125,7 @@ def run_multi(args: argparse.Namespace) -> int:
         for rnd in runner.rounds():
             if watch is not None and (gone := watch.poll()) is not None:  # between rounds: no frame is in work
                 for name in runner.names:
-                    runner.pipeline(name).forget_people(gone)
+                    log.forget(name, runner.pipeline(name).forget_people(gone))
             for sr in rnd.results:
                 r, name = sr.result, sr.source
                 st = per.setdefault(name, {"frames": 0, "faces": 0, "named": 0})

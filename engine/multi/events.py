@@ -17,6 +17,10 @@ class MultiEventLog:
         self._logs: dict[str, EventLog] = {}
         self._clock = WallClock()  # frame timestamps are perf_counter seconds
 
+    def forget(self, source: str, track_ids) -> None:
+        """:meth:`engine.events.EventLog.forget` for one source's tracks."""
+        self._logs.setdefault(source, EventLog()).forget(track_ids)
+
     def update(self, sr) -> list[dict]:
         log = self._logs.setdefault(sr.source, EventLog())
         r, f = sr.result, sr.result.frame
