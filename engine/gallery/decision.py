@@ -1,4 +1,4 @@
-"""The open-set decision's settings: two thresholds and a margin (what :func:`engine.gallery.index.decide` applies).
+"""The open-set decision: its settings (two thresholds and a margin) and :func:`classify` / :func:`decide`.
 
 A face's best person ``p1`` scores ``s1`` (cosine of their best face), the second-best PERSON
 ``s2``. With a :class:`DecisionConfig`:
@@ -28,6 +28,9 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
+from engine.records import NO_ID, STATUS_CONFIRMED, STATUS_PROBABLE, STATUS_UNKNOWN
 from engine.util.check import check as _check
 
 
@@ -86,3 +89,46 @@ def decision_for(embedder_id: str, card_threshold: float, unknown: float | None 
     if confirmed is None:
         c = max(c, u)
     return DecisionConfig(u, c, base.margin if margin is None else float(margin))
+
+
+Rule = DecisionConfig | float
+
+
+def classify(person_ids: np.ndarray, similarities: np.ndarray, rule: Rule,
+             negative: np.ndarray | None = None, second: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """THE open-set decision, graded: (Q,) person ids of the best matches, their (Q,) cosine
+    similarities -> ``(ids (Q,) int64, status (Q,) int8 STATUS_*)``.
+
+    ``rule``: a :class:`DecisionConfig` (two thresholds + margin) or a float (one threshold:
+    ``DecisionConfig.single``). Unknown (``NO_ID``): no match, NaN, below ``rule.unknown``, or
+    (given ``negative`` (Q,), ``SearchResult.negative``) closer to that person's "not this person"
+    examples than to their faces. Confirmed: at or above ``rule.confirmed`` and, given ``second``
+    (Q,) (``SearchResult.second``), ``similarity - second >= rule.margin``; the rest is probable
+    (the person's id, shown as "Name?"). A margin > 0 with a face to confirm and no ``second`` is
+    a ValueError (a caller must not lose the rule silently).
+    Every caller (pipeline votes, still-image matching, ``match``) goes through here.
+    """
+    rule = rule if isinstance(rule, DecisionConfig) else DecisionConfig.single(float(rule))
+    pids = np.asarray(person_ids, np.int64)
+    sims = np.asarray(similarities, np.float32)
+    with np.errstate(invalid="ignore"):
+        known = (pids != NO_ID) & np.isfinite(sims) & (sims >= np.float32(rule.unknown))
+        if negative is not None:
+            known &= ~(np.asarray(negative, np.float32) > sims)
+        sure = known & (sims >= np.float32(rule.confirmed))
+        if rule.margin > 0 and sure.any():
+            if second is None:
+                raise ValueError("a decision with a margin needs the second-best person's similarities")
+            sure &= (sims - np.asarray(second, np.float32)) >= np.float32(rule.margin)
+    status = np.where(sure, STATUS_CONFIRMED, np.where(known, STATUS_PROBABLE, STATUS_UNKNOWN)).astype(np.int8)
+    return np.where(known, pids, NO_ID), status
+
+
+def decide(person_ids: np.ndarray, similarities: np.ndarray, threshold: Rule,
+           negative: np.ndarray | None = None, second: np.ndarray | None = None) -> np.ndarray:
+    """:func:`classify`'s ids only: (Q,) int64, ``NO_ID`` where the face is unknown (a probable
+    face keeps its person's id). ``threshold``: a float (one threshold) or a DecisionConfig."""
+    rule = threshold if isinstance(threshold, DecisionConfig) else DecisionConfig.single(float(threshold))
+    if second is None and rule.margin > 0:  # the ids do not depend on the margin
+        rule = DecisionConfig(rule.unknown, rule.confirmed, 0.0)
+    return classify(person_ids, similarities, rule, negative, second)[0]

@@ -10,13 +10,15 @@ mutations and searches, so a recognition thread may search while the UI thread e
 
 Negatives ("not this person", schema v3) are a second, usually tiny, matrix (N, D) with their
 person ids. ``search`` also returns, per query, the best similarity to the NEGATIVES of the
-person it found (``SearchResult.negative``; -inf when that person has none), and :func:`decide`
+person it found (``SearchResult.negative``; -inf when that person has none), and
+:func:`engine.gallery.decision.decide`
 refuses a match that is closer to the person's negatives than to their faces. Without
 negatives this costs one ``if``; with N negatives one (Q, N) product per frame.
 
 ``search`` also returns the second-best PERSON's similarity (``SearchResult.second``, from the
 same single pass over the matrix), for the margin rule of :class:`DecisionConfig`: two
-thresholds (unknown / probable / confirmed) and a margin, applied by :func:`classify`.
+thresholds (unknown / probable / confirmed) and a margin, applied by
+:func:`engine.gallery.decision.classify` (re-exported here).
 """
 from __future__ import annotations
 
@@ -25,14 +27,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from engine.records import NO_ID, STATUS_CONFIRMED, STATUS_PROBABLE, STATUS_UNKNOWN
+from engine.records import NO_ID
 
-from .decision import DecisionConfig
-from .kernel import KERNEL_MAX_QUERIES, best_two_people
+from .decision import Rule, classify, decide  # noqa: F401 - re-exported: callers import them from here
+from .kernel import KERNEL_MAX_QUERIES, best_two_people, best_two_people_blas, normalise_rows, row_norms
 
 NO_MATCH = NO_ID  # person id of "nobody": empty gallery, NaN/zero query, below threshold
 _MIN_CAPACITY = 256
-_BLAS_TEMP_ELEMENTS = 1 << 22  # bound of the (Q, chunk) similarity block in the BLAS path (16 MB)
 
 
 
@@ -53,63 +54,6 @@ class SearchResult(tuple):
         self.second = np.full(len(sims), -np.inf, np.float32) if second is None else second
         self.status = status
         return self
-
-
-Rule = DecisionConfig | float
-
-
-def classify(person_ids: np.ndarray, similarities: np.ndarray, rule: Rule,
-             negative: np.ndarray | None = None, second: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """THE open-set decision, graded: (Q,) person ids of the best matches, their (Q,) cosine
-    similarities -> ``(ids (Q,) int64, status (Q,) int8 STATUS_*)``.
-
-    ``rule``: a :class:`DecisionConfig` (two thresholds + margin) or a float (one threshold:
-    ``DecisionConfig.single``). Unknown (``NO_ID``): no match, NaN, below ``rule.unknown``, or
-    (given ``negative`` (Q,), ``SearchResult.negative``) closer to that person's "not this person"
-    examples than to their faces. Confirmed: at or above ``rule.confirmed`` and, given ``second``
-    (Q,) (``SearchResult.second``), ``similarity - second >= rule.margin``; the rest is probable
-    (the person's id, shown as "Name?"). A margin > 0 with a face to confirm and no ``second`` is
-    a ValueError (a caller must not lose the rule silently).
-    Every caller (pipeline votes, still-image matching, ``match``) goes through here.
-    """
-    rule = rule if isinstance(rule, DecisionConfig) else DecisionConfig.single(float(rule))
-    pids = np.asarray(person_ids, np.int64)
-    sims = np.asarray(similarities, np.float32)
-    with np.errstate(invalid="ignore"):
-        known = (pids != NO_ID) & np.isfinite(sims) & (sims >= np.float32(rule.unknown))
-        if negative is not None:
-            known &= ~(np.asarray(negative, np.float32) > sims)
-        sure = known & (sims >= np.float32(rule.confirmed))
-        if rule.margin > 0 and sure.any():
-            if second is None:
-                raise ValueError("a decision with a margin needs the second-best person's similarities")
-            sure &= (sims - np.asarray(second, np.float32)) >= np.float32(rule.margin)
-    status = np.where(sure, STATUS_CONFIRMED, np.where(known, STATUS_PROBABLE, STATUS_UNKNOWN)).astype(np.int8)
-    return np.where(known, pids, NO_ID), status
-
-
-def decide(person_ids: np.ndarray, similarities: np.ndarray, threshold: Rule,
-           negative: np.ndarray | None = None, second: np.ndarray | None = None) -> np.ndarray:
-    """:func:`classify`'s ids only: (Q,) int64, ``NO_ID`` where the face is unknown (a probable
-    face keeps its person's id). ``threshold``: a float (one threshold) or a DecisionConfig."""
-    rule = threshold if isinstance(threshold, DecisionConfig) else DecisionConfig.single(float(threshold))
-    if second is None and rule.margin > 0:  # the ids do not depend on the margin
-        rule = DecisionConfig(rule.unknown, rule.confirmed, 0.0)
-    return classify(person_ids, similarities, rule, negative, second)[0]
-
-
-def _row_norms(x: np.ndarray) -> np.ndarray:
-    """(K, D) float32 -> (K,) L2 norms, without a (K, D) temporary."""
-    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
-
-
-def _normalise_rows(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(K, D) float32 -> unit rows (into ``out`` if given); zero or non-finite rows become NaN."""
-    norms = _row_norms(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.divide(x, norms[:, None], out=out)
-    out[~(norms > 0) | ~np.isfinite(norms)] = np.nan
-    return out
 
 
 class GalleryIndex:
@@ -184,13 +128,13 @@ class GalleryIndex:
         nids, pids, emb = self._check_rows(self._dim, ids, person_ids, np.asarray(embeddings, np.float32).reshape(
             -1, self._dim))
         with self._lock:
-            self._neg, self._neg_pids, self._neg_ids = _normalise_rows(emb), pids.copy(), nids.copy()
+            self._neg, self._neg_pids, self._neg_ids = normalise_rows(emb), pids.copy(), nids.copy()
 
     def add_negatives(self, ids, person_ids, embeddings) -> None:
         nids, pids, emb = self._check_rows(self._dim, ids, person_ids, np.asarray(embeddings, np.float32).reshape(
             -1, self._dim))
         with self._lock:  # rare UI action: a copy is fine and keeps readers of the old arrays safe
-            self._neg = np.concatenate([self._neg, _normalise_rows(emb)])
+            self._neg = np.concatenate([self._neg, normalise_rows(emb)])
             self._neg_pids = np.concatenate([self._neg_pids, pids])
             self._neg_ids = np.concatenate([self._neg_ids, nids])
 
@@ -207,7 +151,7 @@ class GalleryIndex:
             self._allocate(dim, m + m // 4)  # headroom so the next enrolments do not regrow
             # Normalise straight into the new matrix: at 100k faces every extra (M, D)
             # temporary costs ~0.1 s of page faults at open.
-            _normalise_rows(emb, out=self._matrix[:m])
+            normalise_rows(emb, out=self._matrix[:m])
             self._face_ids[:m], self._person_ids[:m] = fids, pids
             self._n = m
             self._names = dict(names)
@@ -223,7 +167,7 @@ class GalleryIndex:
             need = self._n + k
             if need > self.capacity:
                 self._grow(max(need, 2 * self.capacity))
-            _normalise_rows(emb, out=self._matrix[self._n : need])
+            normalise_rows(emb, out=self._matrix[self._n : need])
             self._face_ids[self._n : need] = fids
             self._person_ids[self._n : need] = pids
             self._n = need
@@ -283,7 +227,7 @@ class GalleryIndex:
         pids = np.asarray(person_ids, np.int64).reshape(-1)
         if len(fids) != len(emb) or len(pids) != len(emb):
             raise ValueError(f"{len(fids)} face ids / {len(pids)} person ids for {len(emb)} embeddings")
-        norms = _row_norms(emb)
+        norms = row_norms(emb)
         if not (np.isfinite(norms) & (norms > 0)).all():
             raise ValueError("embeddings must be finite and non-zero to be indexed")
         return fids, pids, emb
@@ -308,7 +252,7 @@ class GalleryIndex:
             q = q[None]
         if q.ndim != 2 or q.shape[1] != self._dim:
             raise ValueError(f"queries must have shape (Q, {self._dim}), got {np.shape(queries)}")
-        unit = _normalise_rows(q)
+        unit = normalise_rows(q)
         nq = len(unit)
         rows = np.empty(nq, np.int64)
         sims = np.empty(nq, np.float32)
@@ -318,7 +262,7 @@ class GalleryIndex:
                 best_two_people(self._matrix, self._person_ids, self._n, np.ascontiguousarray(unit), rows, sims,
                                 second)
             else:
-                self._best_rows_blas(unit, rows, sims, second)
+                best_two_people_blas(self._matrix, self._person_ids, self._n, unit, rows, sims, second)
             found = rows >= 0
             person_ids = np.where(found, self._person_ids[np.where(found, rows, 0)], NO_MATCH)
             names = [self._names.get(p) if p != NO_MATCH else None for p in person_ids.tolist()]
@@ -350,34 +294,3 @@ class GalleryIndex:
         how labels follow a rename or a delete on the next frame."""
         with self._lock:
             return [self._names.get(int(p)) if p != NO_ID else None for p in person_ids]
-
-    def _best_rows_blas(self, unit: np.ndarray, rows: np.ndarray, sims: np.ndarray, second: np.ndarray) -> None:
-        """Many queries: compute-bound, so BLAS gemm wins; chunks bound the temporary.
-
-        Each chunk is summarised as (best row, best, best of the other people) and merged into the
-        running summary: when the two bests belong to different people, the loser's best is a
-        candidate second; otherwise only the two seconds are."""
-        rows[:] = NO_MATCH
-        sims[:] = -np.inf
-        second[:] = -np.inf
-        step = max(1024, _BLAS_TEMP_ELEMENTS // len(unit))
-        arange = np.arange(len(unit))
-        for start in range(0, self._n, step):
-            stop = min(self._n, start + step)
-            block = unit @ self._matrix[start:stop].T
-            idx = block.argmax(axis=1)
-            val = block[arange, idx]
-            chunk_pids = self._person_ids[start:stop]
-            best_pid = chunk_pids[idx]
-            block[chunk_pids[None, :] == best_pid[:, None]] = -np.inf
-            val2 = block.max(axis=1)  # the chunk's best other person
-            old_pid = np.where(rows >= 0, self._person_ids[np.maximum(rows, 0)], NO_MATCH)
-            differ = old_pid != best_pid
-            with np.errstate(invalid="ignore"):
-                better = val > sims  # strict: ties keep the lower row; NaN never wins
-                loser = np.where(better, sims, val)
-                cand = np.where(differ, np.fmax(loser, np.fmax(second, val2)), np.fmax(second, val2))
-            second[:] = np.where(rows >= 0, cand, val2)
-            rows[better] = idx[better] + start
-            sims[better] = val[better]
-        second[rows < 0] = -np.inf

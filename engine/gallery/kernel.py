@@ -16,8 +16,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.records import NO_ID
+
 # Above this many queries one BLAS matrix product beats the fused single-threaded pass.
 KERNEL_MAX_QUERIES = 32
+_BLAS_TEMP_ELEMENTS = 1 << 22  # bound of the (Q, chunk) similarity block in the BLAS path (16 MB)
 
 # Re-association lets LLVM vectorise the dot product; 'nnan'/'ninf' are left out on purpose
 # so the -inf start value and NaN queries compare correctly.
@@ -79,3 +82,51 @@ def best_two_people(matrix, person_ids, n, queries, out_rows, out_sims, out_seco
                 out_rows[j] = i
             elif s > out_second[j] and out_rows[j] >= 0 and person_ids[out_rows[j]] != p:
                 out_second[j] = s
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """(K, D) float32 -> (K,) L2 norms, without a (K, D) temporary."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
+
+
+def normalise_rows(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(K, D) float32 -> unit rows (into ``out`` if given); zero or non-finite rows become NaN."""
+    norms = row_norms(x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.divide(x, norms[:, None], out=out)
+    out[~(norms > 0) | ~np.isfinite(norms)] = np.nan
+    return out
+
+
+def best_two_people_blas(matrix: np.ndarray, person_ids: np.ndarray, n: int, unit: np.ndarray, rows: np.ndarray,
+                         sims: np.ndarray, second: np.ndarray) -> None:
+    """:func:`best_two_people` for many queries (compute-bound, so BLAS gemm wins); row chunks bound
+    the (Q, chunk) temporary. Same outputs: best row, its similarity, best of the other people.
+
+    Each chunk is summarised as (best row, best, best of the other people) and merged into the
+    running summary: when the two bests belong to different people, the loser's best is a
+    candidate second; otherwise only the two seconds are."""
+    rows[:] = NO_ID
+    sims[:] = -np.inf
+    second[:] = -np.inf
+    step = max(1024, _BLAS_TEMP_ELEMENTS // len(unit))
+    arange = np.arange(len(unit))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        block = unit @ matrix[start:stop].T
+        idx = block.argmax(axis=1)
+        val = block[arange, idx]
+        chunk_pids = person_ids[start:stop]
+        best_pid = chunk_pids[idx]
+        block[chunk_pids[None, :] == best_pid[:, None]] = -np.inf
+        val2 = block.max(axis=1)  # the chunk's best other person
+        old_pid = np.where(rows >= 0, person_ids[np.maximum(rows, 0)], NO_ID)
+        differ = old_pid != best_pid
+        with np.errstate(invalid="ignore"):
+            better = val > sims  # strict: ties keep the lower row; NaN never wins
+            loser = np.where(better, sims, val)
+            cand = np.where(differ, np.fmax(loser, np.fmax(second, val2)), np.fmax(second, val2))
+        second[:] = np.where(rows >= 0, cand, val2)
+        rows[better] = idx[better] + start
+        sims[better] = val[better]
+    second[rows < 0] = -np.inf
