@@ -26,3 +26,16 @@ def lfw_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return shared_path()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real mosquitto broker on 127.0.0.1 (``tests.mqtt_broker.Broker``), stopped after the test."""
+    from tests.mqtt_broker import MOSQUITTO, Broker
+
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto binary absent (apt-get install mosquitto)")
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()

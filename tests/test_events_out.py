@@ -1,11 +1,8 @@
 """Events out (engine/events_out): a real mosquitto broker, a real local HTTP server, the CLI end to end."""
 from __future__ import annotations
 
-import getpass
 import json
 import logging
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,109 +15,17 @@ import pytest
 from engine.errors import FacescopeError
 from engine.events_out import Publisher, event_payload, slug, source_name
 from engine.events_out.webhook import WebhookConfig, WebhookSink, parse_header
+from tests.mqtt_broker import PASSWORD, Subscriber, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "demo" / "megamind.avi"
-MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
-PASSWORD = "s3cr3t-broker-pw"
 TOKEN = "tok-abcdef-123456"
 
 paho = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (pip install 'facescope[mqtt]')")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ev(kind, tid, name=None, sim=None):
     return {"kind": kind, "track_id": tid, "frame": 1, "t": 0.5, "media_s": 0.04, "name": name, "similarity": sim}
-
-
-# ------------------------------------------------------------------------------------------ broker
-class Broker:
-    """mosquitto on a free 127.0.0.1 port with a password file (user ``cam``); restartable."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.tmp = tmp
-        pwfile = tmp / "passwd"
-        pwfile.write_text("")
-        subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", str(pwfile),
-                        "cam", PASSWORD], check=True, capture_output=True)
-        pwfile.chmod(0o600)
-        self.conf = tmp / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\n"
-                             f"persistence false\n"
-                             # as root mosquitto switches to user 'mosquitto', who cannot read pytest's tmp dir
-                             f"user {getpass.getuser()}\n")
-        self.proc = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def url(self, prefix="fs") -> str:
-        return f"mqtt://cam:{PASSWORD}@127.0.0.1:{self.port}/{prefix}"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto binary absent (apt-get install mosquitto)")
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
-class Subscriber:
-    def __init__(self, port: int, topics: str = "#") -> None:
-        self.msgs: list[tuple[str, dict, bool]] = []
-        self.lock = threading.Lock()
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2)
-        c.username_pw_set("cam", PASSWORD)
-        c.on_message = lambda cl, u, m: self._add(m)
-        ready = threading.Event()
-        c.on_subscribe = lambda *a: ready.set()
-        c.on_connect = lambda cl, *a: cl.subscribe(topics, qos=1)
-        c.connect("127.0.0.1", port)
-        c.loop_start()
-        assert ready.wait(10), "subscriber never subscribed"
-        self.client = c
-
-    def _add(self, m) -> None:
-        with self.lock:
-            self.msgs.append((m.topic, json.loads(m.payload), bool(m.retain)))
-
-    def wait_for(self, pred, timeout=10.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                hits = [m for m in self.msgs if pred(m)]
-            if hits:
-                return hits
-            time.sleep(0.02)
-        raise AssertionError(f"no matching message; got {[m[0] for m in self.msgs]}")
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def make_mqtt(url, **kw):
@@ -184,6 +89,40 @@ def test_mqtt_topics_retained_state_and_discovery(broker, caplog):
     assert not [m for m in late.msgs if m[0].endswith("/event")]  # events are not retained
     late.close()
     assert PASSWORD not in caplog.text
+
+
+def test_mqtt_erase_takes_back_the_retained_state_and_sensor_of_an_erased_person(broker, caplog):
+    """A person erased from the gallery while a run publishes (``GalleryWatch.names_gone`` ->
+    ``Publisher.erase``): their retained presence state and Home Assistant sensor are deleted from
+    the broker, their track's following events (unnamed, ``EventLog.forget``) do not bring them
+    back, and everyone else's stay."""
+    caplog.set_level(logging.INFO)
+    sub = Subscriber(broker.port)
+    sink = make_mqtt(broker.url(), retain=True, ha_discovery=True)
+    with Publisher([sink], "door") as pub:
+        pub.publish(ev("appear", 1, "Roxanne Ritchi", 0.7))
+        pub.publish(ev("identified", 1, "Roxanne Ritchi", 0.7))
+        pub.publish(ev("appear", 2, "Bernard", 0.6))
+        pub.publish(ev("identified", 2, "Bernard", 0.6))
+        sub.wait_for(lambda m: m[0] == "fs/person/bernard/state")
+        pub.erase({"Roxanne Ritchi"})
+        pub.publish(ev("identified", 1, None))  # her track, hidden or seen, now unnamed
+        pub.publish(ev("lost", 1, None))
+        sub.wait_for(lambda m: m[0] == "fs/person/unknown/state" and m[1]["present"] is False)
+    deleted = [m[0] for m in sub.msgs if m[1] is None]
+    assert deleted == ["homeassistant/binary_sensor/facescope_fs_roxanne_ritchi/config",  # the sensor first
+                       "fs/person/roxanne_ritchi/state"]
+    rox = [m for m in sub.msgs if m[0] == "fs/person/roxanne_ritchi/state"]
+    assert [m[1] and m[1]["present"] for m in rox] == [True, None]  # never set "absent" again after
+    sub.close()
+    late = Subscriber(broker.port)
+    late.wait_for(lambda m: m[0] == "fs/person/bernard/state" and m[2])
+    late.wait_for(lambda m: m[0] == "homeassistant/binary_sensor/facescope_fs_bernard/config" and m[2])
+    time.sleep(0.3)  # retained messages come in one burst at subscription
+    assert not [m for m in late.msgs if "roxanne" in m[0]], late.msgs
+    late.close()
+    assert "retained topics of 1 erased person(s) cleared" in caplog.text
+    assert "Roxanne" not in caplog.text and PASSWORD not in caplog.text
 
 
 def test_mqtt_broker_goes_away_and_comes_back(broker, caplog):

@@ -52,7 +52,7 @@ def test_a_deletion_elsewhere_is_seen_at_the_next_poll(people):
         clock.now += 0.5
         assert watch.poll() is None and "Ann" in mine.index.names.values()  # polled at most once a second
         clock.now += 0.6
-        assert watch.poll() == {ann}
+        assert watch.poll() == {ann} and watch.names_gone == {"Ann"}  # what a run published under her goes too
         assert "Ann" not in mine.index.names.values() and len(mine.index) == 2
         assert set(mine.index.person_ids.tolist()) == {p for p, n in mine.index.names.items() if n == "Bob"}
         clock.now += 1.1
@@ -60,6 +60,10 @@ def test_a_deletion_elsewhere_is_seen_at_the_next_poll(people):
         theirs.enroll("Dee", unit(np.random.default_rng(3), 1))
         clock.now += 1.1
         assert watch.poll() == set() and "Dee" in mine.index.names.values()  # added: nobody's votes change
+        assert watch.names_gone == set()
+        theirs.rename_person("Bob", "Robert")
+        clock.now += 1.1
+        assert watch.poll() == set() and watch.names_gone == {"Bob"}  # a rename keeps votes, not the old name
     assert said == []
 
 
@@ -77,6 +81,7 @@ def test_people_renumbered_by_an_import_restart_their_tracks_identity(people):
         clock.now += 1.0
         gone = watch.poll()
         assert gone == {ids["Ann"], ids["Bob"]} and mine.index.names == {1: "Cy"}
+        assert watch.names_gone == {"Ann", "Bob"}
         assert sorted(pipe.forget_people(gone)) == [1, 2]
         assert pipe.book.label(1)[0] == pipe.book.label(2)[0] == -1  # undecided again: not shown as Cy
         assert pipe.policy.embedded(1) is None  # embedded again at the next detected frame, as new

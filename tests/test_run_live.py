@@ -105,3 +105,43 @@ def test_events_flush_live_and_an_erasure_applies_without_restart(long_clip, dem
     assert not [e for e in late if e["name"] == "Roxanne"], late  # erased: never named again
     assert {e.get("source") for e in late if e["name"] == "Bernard"} == set(
         [str(long_clip)] if sources == 1 else ["cam0", "cam1"])  # the others are still named, on every source
+
+
+@pytest.mark.parametrize("sources", [1, 2], ids=["one-source", "two-sources"])
+def test_an_erasure_takes_back_the_retained_mqtt_state_and_home_assistant_sensor(long_clip, demo_gallery,
+                                                                                 tmp_path, broker, sources):
+    """``facescope run --mqtt ... --mqtt-retain --ha-discovery`` keeps each person's presence state and
+    sensor on the broker; deleting Roxanne from the gallery while it runs removes hers (the run sees
+    the deletion, ``Publisher.erase``), and her face, seen again after, never brings them back."""
+    pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (pip install 'facescope[mqtt]')")
+    from tests.mqtt_broker import Subscriber
+
+    db = tmp_path / "g.db"
+    db.write_bytes(demo_gallery.read_bytes())
+    events = tmp_path / "events.jsonl"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    src = ["--source", long_clip] if sources == 1 else \
+        ["--source", long_clip, "--source-name", "cam0", "--source", long_clip, "--source-name", "cam1"]
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "run", *map(str, src), "--realtime",
+                             "--gallery", str(db), "--events", str(events), "--no-sightings",
+                             "--mqtt", broker.url("fs"), "--mqtt-retain", "--ha-discovery"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(events, proc, lambda e: e.get("kind") == "identified" and e.get("name") == "Roxanne", 120)
+        seen = Subscriber(broker.port)
+        seen.wait_for(lambda m: m[0] == "fs/person/roxanne/state" and m[2])  # kept by the broker (retained)
+        seen.wait_for(lambda m: m[0] == "homeassistant/binary_sensor/facescope_fs_roxanne/config" and m[2])
+        seen.close()
+        facescope("gallery", "delete", "--gallery", db, "Roxanne")
+        proc.wait(timeout=120)  # the clip's second pass shows her face again
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read()
+    late = Subscriber(broker.port)
+    late.wait_for(lambda m: m[0] == "fs/person/bernard/state" and m[2])
+    late.wait_for(lambda m: m[0] == "homeassistant/binary_sensor/facescope_fs_bernard/config" and m[2])
+    time.sleep(0.3)  # retained messages come in one burst at subscription
+    assert not [m for m in late.msgs if "roxanne" in m[0]], [m[0] for m in late.msgs]
+    late.close()

@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
             frame = result.frame
             if watch is not None and (gone := watch.poll()) is not None:
                 log.forget(pipeline.forget_people(gone))  # a hidden track's "lost" must not name them
+                if publisher is not None:
+                    publisher.erase(watch.names_gone)  # retained MQTT state / HA sensors of erased people
             if collector is not None:
                 collector.observe(result)
                 if time.monotonic() >= next_flush:

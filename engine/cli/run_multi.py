@@ -126,6 +126,8 @@ def run_multi(args: argparse.Namespace) -> int:
             if watch is not None and (gone := watch.poll()) is not None:  # between rounds: no frame is in work
                 for name in runner.names:
                     log.forget(name, runner.pipeline(name).forget_people(gone))
+                if publisher is not None:
+                    publisher.erase(watch.names_gone)  # retained MQTT state / HA sensors of erased people
             for sr in rnd.results:
                 r, name = sr.result, sr.source
                 st = per.setdefault(name, {"frames": 0, "faces": 0, "named": 0})

@@ -150,15 +150,29 @@ class MqttSink(QueueWorker):
             self.client.loop_stop()
 
     # worker thread ------------------------------------------------------------------------------
-    def _publish(self, topic: str, payload: dict, retain: bool) -> bool:
+    def _publish(self, topic: str, payload: dict | bytes, retain: bool) -> bool:
+        """``payload``: a dict sent as JSON, or bytes as they are (``b""`` retained deletes a retained message)."""
         while not self.client.is_connected():
             if self.wait(0.05):
                 return False
-        info = self.client.publish(topic, json.dumps(payload), qos=self.config.qos, retain=retain)
+        data = payload if isinstance(payload, bytes) else json.dumps(payload)
+        info = self.client.publish(topic, data, qos=self.config.qos, retain=retain)
         return info.rc == 0
+
+    def erase(self, names) -> None:
+        """People erased from the gallery (or renamed away: ``GalleryWatch.names_gone``): queue the
+        removal of what this sink keeps on the broker under their names -- the retained presence
+        state (with ``retain``) and the Home Assistant sensor (with ``ha_discovery``; an empty
+        retained config is how MQTT discovery removes an entity). Queued behind the events before
+        it; their tracks' later events count as unknown. Names sharing a topic slug share its fate."""
+        people = sorted({slug(n) for n in names if n})
+        if people:
+            self.put({"erase": people})
 
     def handle(self, item: dict) -> bool:
         cfg = self.config
+        if "erase" in item:
+            return self._erase(item["erase"])
         ok = self._publish(f"{cfg.prefix}/{slug(item['source_name'], 'source')}/event", item, retain=False)
         for person, present in self._presence_changes(item):
             if cfg.ha_discovery and person not in self._announced:
@@ -168,6 +182,22 @@ class MqttSink(QueueWorker):
                      "epoch": item["epoch"], "crop_path": item["crop_path"]}
             ok &= self._publish(self._state_topic(person), state, retain=cfg.retain)
         return ok
+
+    def _erase(self, people: list[str]) -> bool:
+        cfg, ok = self.config, True
+        for person in people:
+            self._present.pop(person, None)  # a later "lost" of their track must not re-create the state
+            self._announced.discard(person)
+            if cfg.ha_discovery:  # the sensor first, so Home Assistant never reads the emptied state
+                ok &= self._publish(f"{HA_PREFIX}/binary_sensor/{self._uid(person)}/config", b"", retain=True)
+            if cfg.retain:
+                ok &= self._publish(self._state_topic(person), b"", retain=True)
+        if cfg.retain or cfg.ha_discovery:
+            log.info("MQTT %s: retained topics of %d erased person(s) cleared", self.display, len(people))
+        return ok
+
+    def _uid(self, person: str) -> str:
+        return f"facescope_{slug(self.config.prefix)}_{person}"
 
     def _state_topic(self, person: str) -> str:
         return f"{self.config.prefix}/person/{person}/state"
@@ -195,7 +225,7 @@ class MqttSink(QueueWorker):
 
     def _announce(self, person: str) -> bool:
         """Home Assistant MQTT discovery: one presence binary sensor per person (retained config)."""
-        uid = f"facescope_{slug(self.config.prefix)}_{person}"
+        uid = self._uid(person)
         config = {
             "name": f"facescope {person}",
             "unique_id": uid,

@@ -18,6 +18,7 @@ class Sink(Protocol):
 
     def start(self) -> None: ...
     def put(self, item: dict) -> None: ...
+    def erase(self, names) -> None: ...
     def close(self, drain_s: float = 5.0) -> SinkStats: ...
 
 
@@ -44,6 +45,13 @@ class Publisher:
         for s in self.sinks:
             s.put(payload)
         return payload
+
+    def erase(self, names) -> None:
+        """People gone from the gallery (``GalleryWatch.names_gone``): each sink takes back what it
+        keeps under their names (MQTT: retained state and Home Assistant sensor)."""
+        if names:
+            for s in self.sinks:
+                s.erase(names)
 
     def close(self) -> dict[str, SinkStats]:
         out = {}

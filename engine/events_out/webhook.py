@@ -79,6 +79,10 @@ class WebhookSink(QueueWorker):
             e.close()
             return e.code
 
+    def erase(self, names) -> None:
+        """Nothing to take back: a webhook keeps no state at its end that facescope could remove
+        (the erased person's tracks are reported as unknown by the events that follow)."""
+
     def handle(self, item: dict) -> bool:
         body = json.dumps(item).encode()
         cfg = self.config

@@ -14,7 +14,9 @@ none of the faces they had (renumbered; every face deleted) -- and the caller ma
 labelled with them start their identity over (``Pipeline.forget_people``). A rename keeps its
 faces and its tracks (the name is looked up per frame), so it is not listed; nor is a person who
 only gained faces. :meth:`GalleryWatch.diff` does the same comparison for changes made through
-this process's own connection (an import from the desktop's gallery panel). A gallery that can
+this process's own connection (an import from the desktop's gallery panel). ``names_gone`` holds
+the names that the last diff found no longer in the gallery (erased, or renamed away), for what a
+run published under them (retained MQTT topics: ``engine.events_out.mqtt``). A gallery that can
 no longer be read the same way (another embedder's import, a damaged file) keeps the index
 loaded before, and says why once.
 """
@@ -44,6 +46,8 @@ class GalleryWatch:
         self._next = clock()  # the first poll looks at once
         self._last_error: str | None = None
         self._people = _faces_by_person(gallery.index)
+        self._names = set(gallery.index.names.values())
+        self.names_gone: set[str] = set()  # names the last diff found gone (erased or renamed)
         self.reloads = 0
 
     def poll(self) -> set[int] | None:
@@ -69,10 +73,13 @@ class GalleryWatch:
 
     def diff(self) -> set[int]:
         """Person ids whose tracks' votes no longer hold since the last look: gone, or left with
-        none of the faces (embeddings) they had then. O(faces)."""
-        now = _faces_by_person(self.gallery.index)
+        none of the faces (embeddings) they had then. O(faces). Also sets ``names_gone``."""
+        index = self.gallery.index
+        now = _faces_by_person(index)
         gone = {pid for pid, faces in self._people.items() if now.get(pid, frozenset()).isdisjoint(faces)}
         self._people = now
+        names = set(index.names.values())
+        self.names_gone, self._names = self._names - names, names
         return gone
 
 
