@@ -122,14 +122,17 @@ def test_an_erasure_takes_back_the_retained_mqtt_state_and_home_assistant_sensor
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     src = ["--source", long_clip] if sources == 1 else \
         ["--source", long_clip, "--source-name", "cam0", "--source", long_clip, "--source-name", "cam1"]
+    live = Subscriber(broker.port)
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "run", *map(str, src), "--realtime",
                              "--gallery", str(db), "--events", str(events), "--no-sightings",
                              "--mqtt", broker.url("fs"), "--mqtt-retain", "--ha-discovery"],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait(events, proc, lambda e: e.get("kind") == "identified" and e.get("name") == "Roxanne", 120)
-        seen = Subscriber(broker.port)
-        seen.wait_for(lambda m: m[0] == "fs/person/roxanne/state" and m[2])  # kept by the broker (retained)
+        live.wait_for(lambda m: m[0] == "fs/person/roxanne/state", 30)  # published (the sink has its own thread)
+        live.close()
+        seen = Subscriber(broker.port)  # subscribed after it was published: what the broker keeps
+        seen.wait_for(lambda m: m[0] == "fs/person/roxanne/state" and m[2])
         seen.wait_for(lambda m: m[0] == "homeassistant/binary_sensor/facescope_fs_roxanne/config" and m[2])
         seen.close()
         facescope("gallery", "delete", "--gallery", db, "Roxanne")
