@@ -2,6 +2,7 @@
 enrolment request and its best-K selection, and enrolment from image files."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,3 +94,106 @@ def enrol_image_files(gallery, recognizer, paths, name: str) -> tuple[int, list[
     except (FacescopeError, ValueError) as exc:
         return 0, [*batch.problems, f"nothing enrolled: {exc}"]
     return len(ids), batch.problems
+
+
+class EnrolMixin:
+    """Enrolling a live track (:class:`engine.live.LiveSession`'s part): the owner asks
+    (:meth:`enrol`), the worker collects samples between frames (``_observe``, ``_begin``,
+    ``_finish``), the owner writes them (``_commit``, from ``LiveSession.poll``). Uses the session's
+    ``_lock``, ``_samples``, ``_collecting``, ``_enrolling``, ``_ready``, ``pipeline``, ``_post``."""
+
+    @property
+    def enrolling(self) -> frozenset[int]:
+        """Tracks with an enrolment asked for and not finished yet."""
+        return frozenset(self._enrolling)
+
+    def sample(self, track_id: int) -> Sample | None:
+        """The newest sample of ``track_id`` (its crop shows in the enrol dialog)."""
+        with self._lock:
+            return self._samples.get(int(track_id))
+
+    def enrol(self, track_id: int, name: str, k: int = 1, seconds: float = 0.0) -> Enrolment:
+        """Enrol ``track_id`` as ``name``: one shot (``k=1, seconds=0``) or its best ``k``
+        samples over ``seconds``. Runs on the worker between frames; :meth:`poll` finishes it."""
+        job = Enrolment(int(track_id), str(name).strip(), max(1, int(k)), float(seconds))
+        self._enrolling.add(job.track_id)
+        self._post(lambda: self._begin(job))
+        return job
+
+    def _begin(self, job: Enrolment) -> None:
+        now = time.monotonic()
+        job.last_seen = now
+        job.deadline = now + (job.seconds if job.seconds > 0 else FIRST_SAMPLE_S)
+        first = self.sample(job.track_id)
+        if first is not None:
+            job.offer(first)
+        if (job.seconds <= 0 and first is not None) or not self._running or self.pipeline is None:
+            self._finish(job)  # one shot, or nothing runs to collect more
+            return
+        self._collecting[job.track_id] = job
+        self.pipeline.want_embedding(job.track_id, job.floor)
+
+    def _observe(self, r: FrameResult) -> None:
+        e = r.embedded_faces
+        new: dict[int, Sample] = {}
+        if e is not None:
+            where = f"{self.spec.display if self.spec else 'live'} frame {r.frame.index}"
+            for i, tid in enumerate(e.faces.track_ids.tolist()):
+                new[tid] = Sample(e.crops[i], e.faces.embeddings[i], float(e.qualities[i]), f"{where} track {tid}")
+        with self._lock:
+            self._samples.update(new)
+            for tid in [t for t in self._samples if t not in r.alive]:
+                del self._samples[tid]
+        if not self._collecting:
+            return
+        now = time.monotonic()
+        present = set(r.faces.track_ids.tolist())
+        for tid, job in list(self._collecting.items()):
+            if tid in new:
+                job.offer(new[tid])
+                # Next sample no sooner than seconds / (2k): consecutive frames are near-duplicates,
+                # and an embedding on every frame of the window would load the machine for nothing.
+                job.next_at = now + job.seconds / (2 * job.k)
+                self.pipeline.cancel_embedding(tid)
+            if job.next_at <= now:
+                self.pipeline.want_embedding(tid, job.floor)
+            if tid in present:
+                job.last_seen = now
+            if now >= job.deadline or now - job.last_seen > TRACK_LOST_S or (job.seconds <= 0 and job.samples):
+                self._finish(job)
+
+    def _finish(self, job: Enrolment) -> None:
+        self._collecting.pop(job.track_id, None)
+        if self.pipeline is not None:
+            self.pipeline.cancel_embedding(job.track_id)
+        job.status = "ready"
+        self._ready.put(job)
+
+    def _commit(self, job: Enrolment) -> None:
+        tid = job.track_id
+        if not job.samples:
+            job.status, job.message = "failed", (f"face #{tid} left the view before any frame was collected: "
+                                                 "nothing enrolled")
+            return
+        if self.gallery is None:
+            job.status, job.message = "failed", "no gallery is open (start the app with --gallery)"
+            return
+        try:
+            s = job.samples
+            pid, sim = store_samples(self.gallery, job.name, np.stack([x.embedding for x in s]),
+                                     [x.crop for x in s], [x.quality for x in s], [x.source for x in s])
+        except Exception as exc:  # noqa: BLE001 - the caller shows it; the session stays usable
+            job.status, job.message = "failed", f"enrolment failed: {type(exc).__name__}: {exc}"
+            return
+        job.person_id, job.status = pid, "done"
+        n = f"{len(s)} frames of " if job.k > 1 else ""
+        job.message = f"enrolled {n}face #{tid} as {job.name}"
+        quality = s[0].quality
+
+        def assign() -> None:
+            if self.pipeline is not None:
+                self.pipeline.assign_identity(tid, job.person_id, sim, quality)
+            if not self._running:
+                job.result = self.relabel_latest()
+
+        self._post(assign)
