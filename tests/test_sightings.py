@@ -4,6 +4,7 @@ by retention, listed/exported/searched from the CLI. Real models, real SQLite, t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -342,3 +343,52 @@ def test_a_stream_password_never_reaches_the_sightings(recognizer, tmp_path):
     assert sources == {url.display} and "***" in url.display
     data = all_bytes(tmp_path / "g.db")
     assert b"hunter2" not in data and b"abc123" not in data
+
+
+def test_a_sighting_written_after_its_person_was_erased_never_lands_on_someone_else(recognizer, tmp_path):
+    """Visits finish on the worker and are written seconds later; meanwhile the person may be
+    erased and the freed id handed to the next person enrolled (SQLite reuses the highest id). The
+    sighting keeps the name it was decided with: written as unknown then, never as the newcomer;
+    a person renumbered by an import with --replace keeps their sightings under the new id."""
+    from engine.capture import Capture
+    from engine.gallery import Gallery
+    from engine.pipeline import Pipeline
+    from engine.sightings import SightingCollector, store
+
+    emb = recognizer.embedder
+    with Gallery.open(tmp_path / "g.db", emb.id, emb.dim) as g:
+        enrol_demo_cast(g, recognizer, names=("Roxanne",))
+        rox = g.persons()[0].id
+        collector = SightingCollector("clip")
+        cap = Capture(parse_source(str(DEMO)), CaptureConfig(realtime=False))
+        cap.start()
+        for r in Pipeline(recognizer, g.index).run(cap, max_frames=120):
+            collector.observe(r)
+        cap.stop()
+        collector.end_all()
+        pending = collector.take()
+        assert {s.name for s in pending if s.person_id == rox} == {"Roxanne"}  # decided with her name
+        g.delete_person("Roxanne")
+        g.enroll("Zed", pending[0].embedding[None])
+        zed = {n: p for p, n in g.index.names.items()}["Zed"]
+        assert zed == rox  # the freed id, reused
+        ids = store.record(g, pending)
+        got = {r.id: r for r in store.list_sightings(g.db.conn)}
+        assert all(got[i].person_id is None and got[i].name is None for i in ids)  # nobody's, not Zed's
+        assert store.list_sightings(g.db.conn, person="Zed") == []
+
+        # the id alone (no name: written by an older caller) is trusted as before
+        s0 = dataclasses.replace(pending[0], person_id=zed, name=None)
+        assert store.list_sightings(g.db.conn, ids=store.record(g, [s0]))[0].name == "Zed"
+        # renamed since: unknown; renumbered by an import with --replace: follows the name
+        other = tmp_path / "other.db"
+        with Gallery.open(other, emb.id, emb.dim) as o:
+            o.enroll("Cy", pending[0].embedding[None])
+            o.enroll("Zed", pending[0].embedding[None])  # Zed is person 2 there
+        g.rename_person("Zed", "Zed Z")
+        s1 = dataclasses.replace(pending[0], person_id=zed, name="Zed")
+        assert store.list_sightings(g.db.conn, ids=store.record(g, [s1]))[0].name is None
+        g.import_from(other, mode="replace")
+        moved = {n: p for p, n in g.index.names.items()}["Zed"]
+        assert moved != zed
+        assert store.list_sightings(g.db.conn, ids=store.record(g, [s1]))[0].person_id == moved

@@ -23,7 +23,11 @@ class Sighting:
     """One visit of one face: ``person_id`` (``NO_ID`` = unknown), ``source`` display text (URL
     passwords masked), ``first_seen``/``last_seen`` UTC epoch seconds, ``frames`` seen, the best
     frame's ``crop`` (112, 112, 3) uint8 BGR aligned, ``embedding`` (D,) float32 unit vector and
-    ``quality`` in [0, 1], and ``similarity`` (the identity's gallery score, NaN if unknown)."""
+    ``quality`` in [0, 1], and ``similarity`` (the identity's gallery score, NaN if unknown).
+    ``name``: the person's name when the identity was decided. The id alone can mean someone else
+    by the time the sighting is written (a person deleted and the id reused by the next enrolment,
+    or a gallery replaced by an import): :func:`engine.sightings.store.record` keeps the id only
+    while it still carries that name (None: the id is trusted as it is)."""
 
     person_id: int
     source: str
@@ -35,6 +39,7 @@ class Sighting:
     quality: float
     similarity: float = float("nan")
     track_id: int = -1  # the pipeline's track (per source run; not stored): lets a benchmark score sightings
+    name: str | None = None  # checked against the gallery when written, not stored (names live in persons)
 
 
 def drain(q: queue.SimpleQueue) -> list:
@@ -48,12 +53,12 @@ def drain(q: queue.SimpleQueue) -> list:
 
 
 class _Open:
-    __slots__ = ("best", "first", "frames", "last", "person", "sim")
+    __slots__ = ("best", "first", "frames", "last", "name", "person", "sim")
 
     def __init__(self, t: float) -> None:
         self.first = self.last = t
         self.frames = 0
-        self.person, self.sim = NO_ID, float("nan")
+        self.person, self.sim, self.name = NO_ID, float("nan"), None
         self.best: tuple[np.ndarray, np.ndarray, float] | None = None  # crop, embedding, quality
 
 
@@ -76,15 +81,15 @@ class SightingCollector:
     def observe(self, result) -> None:
         t = self._epoch + float(result.frame.timestamp)
         faces = result.faces
-        for tid, pid, sim in zip(faces.track_ids.tolist(), faces.identities.tolist(),
-                                 faces.similarities.tolist(), strict=True):
+        for tid, pid, sim, name in zip(faces.track_ids.tolist(), faces.identities.tolist(),
+                                       faces.similarities.tolist(), faces.names, strict=True):
             if tid < 0:
                 continue
             o = self._open.get(tid)
             if o is None:
                 o = self._open[tid] = _Open(t)
             o.last, o.frames = t, o.frames + 1
-            o.person, o.sim = int(pid), float(sim)  # the identity as decided so far (latest wins)
+            o.person, o.sim, o.name = int(pid), float(sim), name  # the identity as decided so far (latest wins)
         e = result.embedded_faces
         if e is not None:
             for i, tid in enumerate(e.faces.track_ids.tolist()):
@@ -115,7 +120,7 @@ class SightingCollector:
         if o.best is not None and o.frames >= self.config.min_frames:
             crop, emb, q = o.best
             self._done.put(Sighting(o.person, self.source, o.first, o.last, o.frames, crop,
-                                    np.asarray(emb, np.float32), q, o.sim, tid))
+                                    np.asarray(emb, np.float32), q, o.sim, tid, o.name))
         if keep:  # the next segment starts where this one ended, with the same best sample as seed
             n = self._open[tid] = _Open(o.last)
-            n.person, n.sim, n.best = o.person, o.sim, o.best
+            n.person, n.sim, n.name, n.best = o.person, o.sim, o.name, o.best

@@ -68,22 +68,31 @@ def record(gallery, sightings: Sequence[Sighting]) -> list[int]:
     """Store ``sightings`` in ONE transaction with one audit entry; returns their ids.
 
     All are validated (and their crops encoded) first: ValueError and nothing written. A
-    sighting whose person was deleted meanwhile is stored as unknown (the person is gone).
+    sighting whose person was deleted meanwhile is stored as unknown (the person is gone). With
+    its ``name``, the id is kept only while it still carries that name: an id reused by a later
+    enrolment after a deletion (SQLite hands the highest freed id out again) or renamed is stored
+    as unknown, never as someone else; an id renumbered by an import with ``--replace`` follows
+    the name to its new id (names are unique in a gallery).
     """
     if not sightings:
         return []
     rows = [_check(s, gallery.dim) for s in sightings]
     with write_transaction(gallery.db) as db:
         conn = db.conn
-        alive = {r[0] for r in conn.execute("SELECT id FROM persons")}
-        ids = []
-        for r in rows:
-            r = (r[0] if r[0] in alive else None, *r[1:])
+        alive = dict(conn.execute("SELECT id, name FROM persons").fetchall())
+        by_name = {name: pid for pid, name in alive.items()}
+        ids, unknown = [], 0
+        for r, s in zip(rows, sightings, strict=True):
+            pid = r[0]
+            if pid is not None and s.name is not None and alive.get(pid) != s.name:
+                pid = by_name.get(s.name)  # renumbered: same name, new id; else gone or renamed: unknown
+            elif pid not in alive:
+                pid = None
+            unknown += pid is None
             cur = conn.execute("INSERT INTO sightings (person_id, source, first_seen, last_seen, frames, crop_jpeg, "
-                               "embedding, quality, similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", r)
+                               "embedding, quality, similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pid, *r[1:]))
             ids.append(int(cur.lastrowid))
-        gallery._audit("record_sightings", None, sightings=len(ids), unknown=sum(r[0] is None for r in rows),
-                       first_id=ids[0])
+        gallery._audit("record_sightings", None, sightings=len(ids), unknown=unknown, first_id=ids[0])
     return ids
 
 
