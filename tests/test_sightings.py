@@ -348,8 +348,9 @@ def test_a_stream_password_never_reaches_the_sightings(recognizer, tmp_path):
 def test_a_sighting_written_after_its_person_was_erased_never_lands_on_someone_else(recognizer, tmp_path):
     """Visits finish on the worker and are written seconds later; meanwhile the person may be
     erased and the freed id handed to the next person enrolled (SQLite reuses the highest id). The
-    sighting keeps the name it was decided with: written as unknown then, never as the newcomer;
-    a person renumbered by an import with --replace keeps their sightings under the new id."""
+    sighting keeps the name it was decided with: written as unknown then, never as the newcomer
+    (whose row is newer than the visit); a rename keeps it, and a person renumbered by an import
+    with --replace keeps their sightings under the new id."""
     from engine.capture import Capture
     from engine.gallery import Gallery
     from engine.pipeline import Pipeline
@@ -380,15 +381,19 @@ def test_a_sighting_written_after_its_person_was_erased_never_lands_on_someone_e
         # the id alone (no name: written by an older caller) is trusted as before
         s0 = dataclasses.replace(pending[0], person_id=zed, name=None)
         assert store.list_sightings(g.db.conn, ids=store.record(g, [s0]))[0].name == "Zed"
-        # renamed since: unknown; renumbered by an import with --replace: follows the name
+        # a visit of Zed (his row older than it), Zed renamed before it is written: still his
+        now = time.time()
+        s1 = dataclasses.replace(pending[0], person_id=zed, name="Zed", first_seen=now - 1, last_seen=now)
+        g.rename_person("Zed", "Zed Z")
+        assert store.list_sightings(g.db.conn, ids=store.record(g, [s1]))[0].name == "Zed Z"
+        # renumbered by an import with --replace: the name is followed to its new id
+        g.rename_person("Zed Z", "Zed")
         other = tmp_path / "other.db"
         with Gallery.open(other, emb.id, emb.dim) as o:
             o.enroll("Cy", pending[0].embedding[None])
             o.enroll("Zed", pending[0].embedding[None])  # Zed is person 2 there
-        g.rename_person("Zed", "Zed Z")
-        s1 = dataclasses.replace(pending[0], person_id=zed, name="Zed")
-        assert store.list_sightings(g.db.conn, ids=store.record(g, [s1]))[0].name is None
+            o.enroll("Ann", pending[0].embedding[None])
         g.import_from(other, mode="replace")
-        moved = {n: p for p, n in g.index.names.items()}["Zed"]
-        assert moved != zed
-        assert store.list_sightings(g.db.conn, ids=store.record(g, [s1]))[0].person_id == moved
+        ids_now = {n: p for p, n in g.index.names.items()}
+        assert ids_now["Zed"] != zed and ids_now["Cy"] == zed
+        assert store.list_sightings(g.db.conn, ids=store.record(g, [s1]))[0].person_id == ids_now["Zed"]

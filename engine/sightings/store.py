@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -64,30 +65,49 @@ def _check(s: Sighting, dim: int) -> tuple:
             embedding_to_blob(emb), float(np.clip(s.quality, 0.0, 1.0)), sim)
 
 
+def _epoch(iso: str) -> float:
+    """A ``utc_now()`` timestamp as epoch seconds (inf when unreadable: never older than a visit)."""
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except (TypeError, ValueError):
+        return math.inf
+
+
+def _still_theirs(pid: int | None, s: Sighting, alive: dict, by_name: dict) -> int | None:
+    """The person id to store for ``s`` (see :func:`record`); None = unknown."""
+    if pid is None or s.name is None:  # unknown, or an id without a name to check it by
+        return pid if pid in alive else None
+    if pid in alive and alive[pid][0] == s.name:
+        return pid
+    if s.name in by_name:
+        return by_name[s.name]  # the same name under a new id (renumbered)
+    if pid in alive and alive[pid][1] <= s.last_seen:
+        return pid  # the same row, renamed since
+    return None  # erased (the id gone, or reused by a newer row)
+
+
 def record(gallery, sightings: Sequence[Sighting]) -> list[int]:
     """Store ``sightings`` in ONE transaction with one audit entry; returns their ids.
 
     All are validated (and their crops encoded) first: ValueError and nothing written. A
     sighting whose person was deleted meanwhile is stored as unknown (the person is gone). With
-    its ``name``, the id is kept only while it still carries that name: an id reused by a later
-    enrolment after a deletion (SQLite hands the highest freed id out again) or renamed is stored
-    as unknown, never as someone else; an id renumbered by an import with ``--replace`` follows
-    the name to its new id (names are unique in a gallery).
+    its ``name`` (the name its identity was decided with), an id that carries another name now is
+    kept only if that person's row existed when the visit was last seen (a rename); an id reused by
+    a later enrolment after a deletion (SQLite hands the highest freed id out again: the row is
+    newer than the visit) is stored as unknown, never as someone else, and a name renumbered by an
+    import with ``--replace`` is followed to its new id (names are unique in a gallery).
     """
     if not sightings:
         return []
     rows = [_check(s, gallery.dim) for s in sightings]
     with write_transaction(gallery.db) as db:
         conn = db.conn
-        alive = dict(conn.execute("SELECT id, name FROM persons").fetchall())
-        by_name = {name: pid for pid, name in alive.items()}
+        alive = {pid: (name, _epoch(created)) for pid, name, created in
+                 conn.execute("SELECT id, name, created_at FROM persons")}
+        by_name = {name: pid for pid, (name, _) in alive.items()}
         ids, unknown = [], 0
         for r, s in zip(rows, sightings, strict=True):
-            pid = r[0]
-            if pid is not None and s.name is not None and alive.get(pid) != s.name:
-                pid = by_name.get(s.name)  # renumbered: same name, new id; else gone or renamed: unknown
-            elif pid not in alive:
-                pid = None
+            pid = _still_theirs(r[0], s, alive, by_name)
             unknown += pid is None
             cur = conn.execute("INSERT INTO sightings (person_id, source, first_seen, last_seen, frames, crop_jpeg, "
                                "embedding, quality, similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (pid, *r[1:]))
