@@ -32,6 +32,7 @@ from engine.capture import (
     open_capture,
     parse_source,
 )
+from engine.capture.reader import open_reader
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "demo" / "megamind.avi"
@@ -115,6 +116,9 @@ def test_config_and_frame_validation():
         CaptureConfig(backoff_initial_s=2, backoff_max_s=1)
     with pytest.raises(ValueError, match="max_frames"):
         CaptureConfig(max_frames=0)
+    for bad in (-1, 2.0, 65):
+        with pytest.raises(ValueError, match="decode_threads"):
+            CaptureConfig(decode_threads=bad)
     with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
         Frame(np.zeros((4, 4), np.uint8), 0, 0.0)
     with pytest.raises(ValueError, match="SourceSpec|kind"):
@@ -440,6 +444,31 @@ def test_rtsp_frozen_server_is_detected_by_timeouts_and_recovered(rtsp_server):
         t = time.perf_counter()
     assert time.perf_counter() - t < 1.5
     assert_no_capture_threads(cfg.read_timeout_s + cfg.open_timeout_s + 2.0)
+
+
+def test_decode_threads_reach_the_decoder(monkeypatch):
+    """CaptureConfig.decode_threads is FFmpeg's thread count for the file (0: FFmpeg's own choice);
+    a Capture opens its file with it, and the frames are the same either way."""
+    firsts = {}
+    for n in (1, 2):
+        reader = open_reader(parse_source(str(DEMO)), 5.0, 5.0, decode_threads=n)
+        try:
+            assert reader._cap.get(cv2.CAP_PROP_N_THREADS) == n
+            firsts[n] = reader.read()[0]
+        finally:
+            reader.release()
+    np.testing.assert_array_equal(firsts[1], firsts[2])
+    opened = []
+
+    def spy(*args):  # the real reader, its decoder's thread count noted
+        reader = open_reader(*args)
+        opened.append(reader._cap.get(cv2.CAP_PROP_N_THREADS))
+        return reader
+
+    monkeypatch.setattr(capture_mod, "open_reader", spy)
+    with Capture(str(DEMO), CaptureConfig(realtime=False, decode_threads=1, max_frames=3)) as cap:
+        assert [cap.read(5.0) is not None for _ in range(3)] == [True] * 3
+    assert opened == [1.0]
 
 
 def test_open_capture_one_shot_reader():

@@ -109,3 +109,25 @@ def test_planar_float_is_the_transposed_cast():
             out = planar_float(view, rgb=rgb)
             assert out.dtype == np.float32 and out.flags.c_contiguous
             np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("shape, size, max_side", [((720, 1280), (640, 384), None), ((1280, 720), (640, 384), None),
+                                                   ((333, 517), None, None), ((1080, 1920), None, 640),
+                                                   ((384, 640), (640, 384), None), ((100, 37), (320, 320), None)])
+def test_letterbox_is_the_resize_padded_with_zeros(shape, size, max_side):
+    """The resize written straight into the padded frame: the same pixels as resizing, then
+    pasting onto zeros (landscape, portrait: a padded strip on the right, native scale, shrunk)."""
+    from engine.detectors.base import letterbox
+
+    image = np.random.default_rng(1).integers(0, 256, shape + (3,), dtype=np.uint8)
+    out, box = letterbox(image, size, 32, max_side)
+    assert out.shape[0] % 32 == 0 and out.shape[1] % 32 == 0 and (out.shape[1], out.shape[0]) == (box.net_width,
+                                                                                                 box.net_height)
+    new_w, new_h = max(1, round(shape[1] * box.scale)), max(1, round(shape[0] * box.scale))
+    ref = np.zeros_like(out)
+    interp = cv2.INTER_AREA if box.scale < 1 else cv2.INTER_LINEAR
+    ref[:new_h, :new_w] = image if (new_w, new_h) == shape[::-1] else cv2.resize(image, (new_w, new_h),
+                                                                                 interpolation=interp)
+    np.testing.assert_array_equal(out, ref)
+    if (new_w, new_h) != (out.shape[1], out.shape[0]):
+        assert not out[new_h:].any() and not out[:, new_w:].any()

@@ -208,9 +208,13 @@ def test_roi_geometry_and_settings_file(tmp_path):
     cfg = tmp_path / "sources.toml"
     cfg.write_text('[[source]]\nname = "door"\nsource = "rtsp://u:secret@cam/live"\ndet_size = "320x192"\n'
                    'min_face = 24\nroi = { rects = [[0.2, 0.0, 0.8, 1.0]], mode = "include" }\n\n'
-                   '[[source]]\nsource = "0"\nwebcam = { resolution = "1080p", fps = 30 }\n')
+                   '[[source]]\nsource = "0"\nwebcam = { resolution = "1080p", fps = 30 }\ndecode_threads = 0\n')
     a, b = load_sources(cfg)
     assert (a.name, a.det_size, a.min_face, a.roi.mode) == ("door", (320, 192), 24.0, "include")
+    assert (a.decode_threads, b.decode_threads) == (None, 0)
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="decode_threads"):
+            SourceSettings.from_dict({"source": "a.mp4", "decode_threads": bad})
     assert b.label == "webcam0" and b.webcam.resolution == (1920, 1080) and b.webcam.fps == 30
     assert "secret" not in SourceSettings("rtsp://u:secret@cam/live").label
     (tmp_path / "bad.json").write_text(json.dumps({"sources": [{"source": "0", "colour": "red"}]}))
@@ -291,22 +295,35 @@ def test_bench_several_sources_reports_per_source(clips, tmp_path):
         assert s["ident_accuracy"] is not None and s["id_switches"] is not None  # scored against SOURCE.json
         assert 0 < s["capture_cores"] < s["cores"] <= res["cores_total"] + 1e-6  # decoding is part of a source
         assert s["cpu_ms_per_frame"] > 0 and s["native_fps"] == 25.0
+        # every processed frame has one gate verdict; the first is always detected
+        assert sum(s["gate"].values()) == s["frames"] and s["gate"]["first"] >= 1
+        assert s["detector_calls"] == s["frames"] - s["gate"].get("skipped", 0) >= 1
         shown, ttfn = s["timing"]["time_to_first_name_on_screen_s"], s["timing"]["time_to_first_name_s"]
         assert shown.keys() == ttfn.keys() and all(  # paced: a name's time until shown adds its result's latency
             (ttfn[p] is None) == (shown[p] is None) and (ttfn[p] is None or shown[p] > ttfn[p]) for p in ttfn)
     scoring = res["bench_scoring_cpu_s"] / res["wall_s"]  # the benchmark's own truth matching, left out
     assert abs(sum(s["cores"] for s in res["sources"].values()) + scoring - res["cores_total"]) < 0.05  # shares add up
-    assert "2 sources paced like cameras" in r.stdout
+    assert "2 sources paced like cameras" in r.stdout and "detector on" in r.stdout
     assert res["ort_threads"] == {"models": 1, "embedder": 0}  # engine.multi.multi_runtime (no --threads given)
 
 
-def test_engine_thread_and_per_source_detector_size(clips, recognizer):
+def test_engine_thread_and_per_source_detector_size(clips, recognizer, monkeypatch):
+    import engine.capture.capture as capture_mod
     from engine.capture import CaptureConfig
+    from engine.capture.reader import open_reader
     from engine.multi import MultiSource, SourceSettings
 
+    decoders: list[int] = []
+
+    def spy(spec, open_s, read_s, webcam, decode_threads):  # the real reader; its decoder threads noted
+        decoders.append(decode_threads)  # (that they reach FFmpeg: tests/test_capture.py)
+        return open_reader(spec, open_s, read_s, webcam, decode_threads)
+
+    monkeypatch.setattr(capture_mod, "open_reader", spy)
     src = str(clips[0].path)
     runner = MultiSource(recognizer, [SourceSettings(src, name="full"),
-                                      SourceSettings(src, name="small", det_size=(320, 192), min_face=1000)],
+                                      SourceSettings(src, name="small", det_size=(320, 192), min_face=1000,
+                                                     decode_threads=0)],
                          capture_config=CaptureConfig(realtime=False), frames_per_source=20)
     small = runner.pipeline("small").recognizer
     # its own (small) detector; the landmark and embedding models are the shared ones
@@ -344,6 +361,8 @@ def test_engine_thread_and_per_source_detector_size(clips, recognizer):
     # its detector's first run (session start-up) is paid by the warm-up, before its first frame
     assert small_calls[0] == ((240, 320, 3), 0) and small_calls[1][0] == (360, 640, 3)
     assert any(len(sr.faces) for sr in got if sr.source == "full")
+    # each source decodes on one FFmpeg thread (engine.multi.presets.DECODE_THREADS) unless it says otherwise
+    assert sorted(decoders) == [0, 1]
 
 
 def test_published_payload_names_the_events_source():

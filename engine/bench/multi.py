@@ -193,6 +193,9 @@ def bench_multi(recognizer: Recognizer, sources: list[str | Path], gallery_index
             "cpu_ms_per_frame": 1000.0 * (capture_cpu[n] + share) / k if k else None,
             "cores_at_native_fps": at_native, "native_fps": native,
             "engine_s": engine_s[n],
+            # the detector gate's verdicts: frames detected per reason, and skipped (engine.track.gating)
+            "detector_calls": runner.pipeline(n).gate.detections,
+            "gate": dict(sorted(runner.pipeline(n).gate.counts.items())),
             "timing": truth_metrics(logs[n], truth) if truth else None,
         }
     runtime = getattr(getattr(recognizer, "config", None), "runtime", None)
@@ -233,6 +236,6 @@ def format_multi(r: dict) -> str:
         lines.append(f"  {n}: {s['frames']} frames, {s['fps']:.1f} FPS, e2e p50 {s['e2e_p50_ms']:.1f} / p95 "
                      f"{s['e2e_p95_ms']:.1f} ms, {s['dropped']} dropped, {s['faces_per_frame']:.2f} faces/frame, "
                      f"{s['cores']:.3f} cores ({s['capture_cores']:.3f} decoding), {_f(s['cpu_ms_per_frame'])} ms CPU "
-                     f"a frame, {_f(s['cores_at_native_fps'], 3)} cores at {_f(s['native_fps'], 0)} fps"
-                     f"{acc_s}{ttfn_s}; {s['state']}")
+                     f"a frame, {_f(s['cores_at_native_fps'], 3)} cores at {_f(s['native_fps'], 0)} fps, "
+                     f"detector on {s['detector_calls']} frames{acc_s}{ttfn_s}; {s['state']}")
     return "\n".join(lines)

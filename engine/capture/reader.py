@@ -89,10 +89,13 @@ class FolderReader(SourceReader):
         return None
 
 
-def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, webcam=None) -> SourceReader:
+def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, webcam=None,
+                decode_threads: int = 0) -> SourceReader:
     """Open ``spec``; blocks as long as the backend does (bounded by FFmpeg timeouts for URLs
     only). Raises SourceError saying why it failed. Prefer :func:`open_capture` (bounded).
-    ``webcam``: :class:`~engine.capture.webcams.WebcamSettings` for a webcam (mode, format, backend)."""
+    ``webcam``: :class:`~engine.capture.webcams.WebcamSettings` for a webcam (mode, format, backend);
+    ``decode_threads``: decoder threads of a file or URL (0: the backend's choice; see
+    :class:`~engine.capture.config.CaptureConfig`)."""
     if spec.kind == "folder":
         try:
             return FolderReader(spec)
@@ -103,7 +106,7 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, 
             # Applied by OpenCV's FFmpeg interrupt callback to open and to every read.
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]
-            cap = cv2.VideoCapture(spec.value, cv2.CAP_FFMPEG, params)
+            cap = cv2.VideoCapture(spec.value, cv2.CAP_FFMPEG, params + _threads(decode_threads))
         elif spec.kind == "webcam":  # not every camera backend accepts timeout params (they would refuse to open)
             from engine.capture.webcams import open_webcam
 
@@ -112,7 +115,7 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, 
             reader.negotiated = negotiated  # what the camera gave (Capture.negotiated)
             return reader
         else:
-            cap = cv2.VideoCapture(spec.value)
+            cap = cv2.VideoCapture(spec.value, cv2.CAP_ANY, _threads(decode_threads))
     except cv2.error as e:
         detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise SourceError(f"cannot open {spec.display}: {redact(detail, str(spec.value))}") from None
@@ -120,6 +123,11 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, 
         cap.release()
         raise SourceError(_why_not_opened(spec, open_timeout_s))
     return CvReader(cap, spec)
+
+
+def _threads(decode_threads: int) -> list[int]:
+    """VideoCapture open parameters fixing the decoder's thread count (none for 0)."""
+    return [cv2.CAP_PROP_N_THREADS, int(decode_threads)] if decode_threads else []
 
 
 def _why_not_opened(spec: SourceSpec, open_timeout_s: float) -> str:

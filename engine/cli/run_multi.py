@@ -21,7 +21,7 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-name", action="append", default=[], metavar="NAME",
                    help="name of the matching --source (in order; default: from the source, e.g. door.mp4, webcam0)")
     p.add_argument("--sources", metavar="FILE", help="a .json or .toml list of sources with per-source settings "
-                                                     "(name, enabled, det_size, min_face, roi, webcam)")
+                                                     "(name, enabled, det_size, min_face, roi, webcam, decode_threads)")
     g = p.add_argument_group("webcams (facescope cameras lists them)")
     g.add_argument("--webcam-size", metavar="WxH", help="resolution to ask webcams for, e.g. 1920x1080 or 720p")
     g.add_argument("--webcam-fps", type=float, metavar="FPS", help="frame rate to ask webcams for")

@@ -62,18 +62,30 @@ def letterbox(image: np.ndarray, size: tuple[int, int] | None, divisor: int,
         scale = min(net_w / w, net_h / h)
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else image
-    out = np.zeros((net_h, net_w, 3), np.uint8)
-    out[: resized.shape[0], : resized.shape[1]] = resized
+        resized = None if (new_w, new_h) != (w, h) else image
+    rh, rw = (h, w) if resized is not None else (new_h, new_w)
+    # resized straight into the padded frame, only the padding zeroed: 0.28 against 0.67 ms for
+    # 1280x720 -> 640x384 with a resize, a zeroed frame and a copy (one OpenCV thread, here)
+    out = np.empty((net_h, net_w, 3), np.uint8)
+    out[rh:] = 0
+    out[:rh, rw:] = 0
+    if resized is None:
+        cv2.resize(image, (rw, rh), dst=out[:rh, :rw], interpolation=interp)
+    else:
+        out[:rh, :rw] = resized
     return out, Letterbox(scale, net_w, net_h)
 
 
 def planar_float(image: np.ndarray, rgb: bool = False) -> np.ndarray:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 network input, channels in BGR order (RGB with
-    ``rgb``). ``cv2.split`` first: 0.30 ms for 640x384 here against 0.60 ms for numpy's
-    strided ``transpose(2, 0, 1)`` cast; same values."""
+    ``rgb``). ``cv2.split`` into contiguous planes, each cast once into the output: 0.31 ms for
+    640x384 here, against 0.50 ms stacking the planes and casting the stack and 1.8 ms for
+    numpy's strided ``transpose(2, 0, 1)`` cast; same values."""
     planes = cv2.split(image)
-    return np.stack(planes[::-1] if rgb else planes)[None].astype(np.float32)
+    out = np.empty((1, len(planes)) + image.shape[:2], np.float32)
+    for c, plane in enumerate(planes[::-1] if rgb else planes):
+        out[0, c] = plane
+    return out
 
 
 def max_net_side(config, divisor: int = 32) -> int:

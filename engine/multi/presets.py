@@ -1,5 +1,5 @@
 """What a several-sources run sets differently from one source: the re-embedding policy, the
-models' threads and OpenCV's thread pool. One place, so the CLI, the benchmark and the GUI grid
+models' threads, the decoders' threads and OpenCV's thread pool. One place, so the CLI, the benchmark and the GUI grid
 run the same engine.
 
 Why each (four 1280x720 25 fps clips through one engine on this 2-core VM, alternating runs;
@@ -33,6 +33,14 @@ from engine.track import PolicyConfig
 # re-checks of faces that keep their name: embedded faces 120-123 -> 94-106 on the four 12 s clips,
 # 569-570 -> 458-465 on four 60 s ones, accuracy unchanged.
 MULTI_POLICY = PolicyConfig(max_per_frame=1, new_always=False, named_refresh_s=4.0, alone_refresh_s=10.0)
+
+
+# Each file or stream is decoded on ONE FFmpeg thread (a source's ``decode_threads`` says otherwise):
+# the sources' capture threads already decode side by side, and frame threading's second thread
+# costs CPU without giving frames back. 1280x720 25 fps, one thread against FFmpeg's two here:
+# 2.2 vs 2.9 ms of CPU a frame (MJPG), 3.4 vs 4.1 ms (H.264). A 4K stream may need more than one
+# core's worth of decoding: give it ``decode_threads = 0`` (FFmpeg's choice) in the sources file.
+DECODE_THREADS = 1
 
 
 def multi_pipeline_config(**parts) -> PipelineConfig:

@@ -48,7 +48,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from engine.capture import Capture, CaptureConfig, CaptureState
 from engine.multi.embedding import DeferredEmbedder
-from engine.multi.presets import hold_single_threaded_opencv, multi_pipeline_config, release_opencv_threads
+from engine.multi.presets import (
+    DECODE_THREADS,
+    hold_single_threaded_opencv,
+    multi_pipeline_config,
+    release_opencv_threads,
+)
 from engine.multi.results import SourceResult, SourceStatus
 from engine.multi.roi import Roi, face_filter
 from engine.multi.rounds import RoundLoop, SourceState
@@ -66,7 +71,8 @@ class MultiSource(RoundLoop):
     ``sources``: :class:`SourceSettings` (names made unique by :func:`unique_names`);
     ``gallery_index``: shared, may be None (everyone unknown); ``pipeline_config``: every source's
     tracking/identity settings (default :func:`multi_pipeline_config`); ``capture_config``: every
-    source's capture settings (a source's ``webcam`` settings replace its ``webcam`` part);
+    source's capture settings (a source's ``webcam`` and ``decode_threads`` settings replace those
+    parts; its decoder gets :data:`~engine.multi.presets.DECODE_THREADS` threads by default);
     ``frames_per_source``: stop a source after
     this many processed frames (None: until it ends); ``on_state(name, state, reason)``: called on
     the capture or engine thread at each state change (keep it short); ``defer_embedding``: run the
@@ -274,6 +280,8 @@ class MultiSource(RoundLoop):
         cfg = self.capture_config
         if s.settings.webcam is not None:
             cfg = dataclasses.replace(cfg, webcam=s.settings.webcam)
+        threads = DECODE_THREADS if s.settings.decode_threads is None else s.settings.decode_threads
+        cfg = dataclasses.replace(cfg, decode_threads=threads)
         s.capture = Capture(s.spec, cfg, on_state=lambda state, reason, s=s: self._capture_state(s, state, reason),
                             on_frame=self._wake.set)
         s.done = False

@@ -19,7 +19,9 @@ Keys: ``source`` (required: webcam index, URL, file or folder), ``name`` (defaul
 the source, e.g. ``door.mp4``, ``webcam0``, ``10.0.0.5/live``; names must be unique), ``enabled``
 (default true), ``det_size`` ("WxH", default: the shared recognizer's), ``min_face`` (pixels,
 shorter box side), ``roi`` (:meth:`engine.multi.roi.Roi.from_dict`), ``webcam``
-(:meth:`engine.capture.webcams.WebcamSettings.from_dict`). Unknown keys are an error.
+(:meth:`engine.capture.webcams.WebcamSettings.from_dict`), ``decode_threads`` (a file's or stream's
+decoder threads, default 1; 0: FFmpeg's choice, e.g. for a 4K stream one thread cannot decode
+at its rate). Unknown keys are an error.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from engine.capture.webcams import WebcamSettings
 from engine.multi.roi import Roi
 from engine.util.check import check
 
-KEYS = ("name", "source", "enabled", "det_size", "min_face", "roi", "webcam")
+KEYS = ("name", "source", "enabled", "det_size", "min_face", "roi", "webcam", "decode_threads")
 
 
 def parse_size(text: str | tuple | list | None) -> tuple[int, int] | None:
@@ -61,7 +63,9 @@ class SourceSettings:
     a different size builds one more detector, the landmark and embedding models stay shared);
     ``min_face``: faces whose shorter box side is under this many source pixels are dropped;
     ``roi``: region of interest / mask (:class:`~engine.multi.roi.Roi`); ``webcam``: the mode a
-    webcam is opened with (:class:`~engine.capture.webcams.WebcamSettings`).
+    webcam is opened with (:class:`~engine.capture.webcams.WebcamSettings`); ``decode_threads``:
+    FFmpeg decoder threads of a file or URL (None: :data:`engine.multi.presets.DECODE_THREADS`;
+    0: FFmpeg's choice, a thread per core).
     """
 
     source: str
@@ -71,6 +75,7 @@ class SourceSettings:
     min_face: float = 0.0
     roi: Roi | None = None
     webcam: WebcamSettings | None = None
+    decode_threads: int | None = None
 
     def __post_init__(self) -> None:
         check(isinstance(self.source, str) and bool(self.source.strip()), "a source needs a non-empty 'source'")
@@ -81,6 +86,9 @@ class SourceSettings:
             check(len(self.det_size) == 2 and all(int(v) == v and 32 <= v <= 4096 for v in self.det_size),
                   f"det_size must be two integers in [32, 4096], got {self.det_size}")
         check(self.min_face >= 0, f"min_face must be >= 0, got {self.min_face}")
+        check(self.decode_threads is None or (isinstance(self.decode_threads, int) and not isinstance(
+            self.decode_threads, bool) and 0 <= self.decode_threads <= 64),
+            f"decode_threads must be an integer in [0, 64], got {self.decode_threads!r}")
 
     @property
     def label(self) -> str:
@@ -95,7 +103,7 @@ class SourceSettings:
         check("source" in d, f"a source entry needs 'source' (got keys {sorted(d)})")
         return cls(str(d["source"]), d.get("name"), d.get("enabled", True), parse_size(d.get("det_size")),
                    float(d.get("min_face", 0.0)), Roi.from_dict(d["roi"]) if d.get("roi") else None,
-                   WebcamSettings.from_dict(d["webcam"]) if d.get("webcam") else None)
+                   WebcamSettings.from_dict(d["webcam"]) if d.get("webcam") else None, d.get("decode_threads"))
 
 
 def default_name(source: str) -> str:
