@@ -27,6 +27,7 @@ from engine.track import EmbedPolicy, IdentityBook, Tracker, face_quality
 from engine.track.bytetrack import TrackState
 from engine.track.gating import DetectorGate
 from engine.track.identity import renumber
+from engine.track.refine import TemplateRefiner
 from engine.util.stages import StageTimer
 
 STAGES = ("capture_wait", "detect", "track", "landmarks", "align", "embed", "match", "total")
@@ -54,6 +55,7 @@ class Pipeline:
         self._in_flight: set[int] = set()  # tracks whose deferred embedding is not back yet
         self.face_filter: Callable[[Faces, tuple[int, int]], Faces] | None = None
         self.gate = DetectorGate(self.config.gate)
+        self.refiner = TemplateRefiner() if self.config.gate.gated and self.config.gate.follow else None
 
     def want_embedding(self, track_id: int, above_quality: float = -np.inf) -> None:
         """Embed ``track_id`` on every frame where its quality exceeds ``above_quality`` (on
@@ -96,6 +98,8 @@ class Pipeline:
 
     def reset(self) -> None:
         self.tracker.reset()
+        if self.refiner is not None:
+            self.refiner.reset()
         self.book = IdentityBook(self.config.identity)
         self.policy = EmbedPolicy(self.config.policy)
         self._alive = set()
@@ -133,7 +137,15 @@ class Pipeline:
             if self._last_clock is not None and clock < self._last_clock:
                 self.reset()  # a looping file restarted: a new pass is a new scene for the tracker
             self._last_clock = clock
-            faces = self.tracker.update(faces, clock, image) if detected else self.tracker.predict_only(clock)
+            if detected:
+                faces = self.tracker.update(faces, clock, image)
+                if self.refiner is not None:  # the detected faces' templates, for the frames skipped next
+                    self.refiner.remember(self.gate.grey, image.shape[:2], self.tracker)
+            else:
+                faces = self.tracker.predict_only(clock)
+                if self.refiner is not None:  # followed by template matching: predictions corrected
+                    self.gate.followed(*self.refiner.correct(self.gate.grey, image.shape[:2], self.tracker))
+                    faces = self.tracker.shown()
             self._forget_dead_tracks()
         if self.config.landmarks_every_frame and rec.landmarker is not None and len(faces):
             with timer("landmarks"):

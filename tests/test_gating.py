@@ -2,6 +2,8 @@
 prediction in between, new faces found within the bound, every-frame mode one setting away."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -256,13 +258,18 @@ def test_an_uncertain_prediction_is_not_carried_long(recognizer, face_patch):
     bound alone sets the runs."""
     images = _scene(face_patch, 40, enter=0)
     runs = {}
-    variants = {"kalman": dict(error_samples=0), "measured": {}, "off": dict(max_position_std=float("inf"))}
+    variants = {"kalman": dict(error_samples=0), "measured": {}, "off": dict(max_position_std=float("inf")),
+                "followed": dict(follow=True, error_samples=0)}
     for key, cfg in variants.items():
-        _, _, pipeline = _run(recognizer, images, GateConfig(max_skip_s=10.0, motion_threshold=255, **cfg))
+        gate = GateConfig(**{"max_skip_frames": 4, "max_skip_s": 10.0, "motion_threshold": 255, "follow": False, **cfg})
+        _, _, pipeline = _run(recognizer, images, gate)
         runs[key] = (_longest_skip_run(pipeline.detected[8:]), pipeline.gate.counts["uncertain"])
     assert runs["kalman"][1] > 0 and runs["kalman"][0] <= 2, runs
     assert runs["measured"][0] == 4 and runs["measured"][1] < runs["kalman"][1], runs
     assert runs["off"] == (4, 0), runs
+    # followed by template matching, its position is measured on every skipped frame: no
+    # extrapolated uncertainty, even by the Kalman deviation alone
+    assert runs["followed"] == (4, 0), runs
 
 
 def test_a_face_that_wanders_is_detected_as_often_as_it_needs(recognizer, face_patch):
@@ -277,7 +284,8 @@ def test_a_face_that_wanders_is_detected_as_often_as_it_needs(recognizer, face_p
         y, x = (np.array([60, 80]) + rng.uniform(-0.15, 0.15, 2) * h).astype(int)
         img[y:y + h, x:x + face_patch.shape[1]] = face_patch
         images.append(img)
-    results, calls, pipeline = _run(recognizer, images, GateConfig(max_skip_s=10.0, motion_threshold=255))
+    gate = GateConfig(max_skip_frames=4, max_skip_s=10.0, motion_threshold=255, follow=False)
+    results, calls, pipeline = _run(recognizer, images, gate)
     assert _longest_skip_run(pipeline.detected[8:]) <= 1 and calls >= 30, (calls, pipeline.gate.counts)
     every, _, _ = _run(recognizer, images, GateConfig(mode="every-frame"))
 
@@ -285,6 +293,42 @@ def test_a_face_that_wanders_is_detected_as_often_as_it_needs(recognizer, face_p
         return {int(t) for r in rs for t in r.faces.track_ids}
 
     assert all(len(r.faces) == 1 for r in results) and len(ids(results)) <= len(ids(every)), (ids(results), ids(every))
+
+
+def test_a_face_that_turns_back_is_followed_between_detections(recognizer, face_patch):
+    """A face sweeping left and right (8 px a frame, turning every 6 frames; motion rule off):
+    the motion model overshoots at each turn. Followed by template matching (engine.track.refine),
+    its boxes on skipped frames stay where detection on every frame puts them, with fewer
+    detections than without following and one track id."""
+    h, w = face_patch.shape[:2]
+    images = []
+    for i in range(48):
+        img = np.full((480, 640, 3), 118, np.uint8)
+        phase = i % 12
+        x = 80 + 8 * (phase if phase < 6 else 12 - phase)
+        img[60:60 + h, x:x + w] = face_patch
+        images.append(img)
+    gate = GateConfig(max_skip_frames=9, max_skip_s=10.0, motion_threshold=255)
+    every, _, _ = _run(recognizer, images, GateConfig(mode="every-frame"))
+    followed, f_calls, f_pipe = _run(recognizer, images, gate)
+    plain, p_calls, p_pipe = _run(recognizer, images, dataclasses.replace(gate, follow=False))
+    assert f_calls < p_calls / 2, (f_calls, p_calls, f_pipe.gate.counts, p_pipe.gate.counts)
+    assert all(len(r.faces) == 1 for r in followed)
+    assert len({int(r.faces.track_ids[0]) for r in followed}) == 1
+    iou = [float(iou_matrix(a.faces.boxes, b.faces.boxes)[0, 0]) for a, b in zip(every, followed, strict=True)]
+    assert min(iou) > 0.75 and np.mean(iou) > 0.9, np.round(iou, 2)
+
+
+def test_while_a_face_is_lost_the_periodic_bound_is_halved(recognizer, face_patch):
+    """The face leaves without motion being looked for (threshold 255): its track is lost, and
+    the gate detects twice as often until it is found again or forgotten, where it may come back."""
+    images = _scene(face_patch, 60, enter=0)[:20] + _scene(face_patch, 40, enter=100)
+    gate = GateConfig(max_skip_frames=7, max_skip_s=10.0, motion_threshold=255)
+    results, _, pipeline = _run(recognizer, images, gate)
+    assert len(results[10].faces) == 1 and len(results[-1].faces) == 0
+    lost_from = next(i for i in range(20, 60) if pipeline.detected[i])  # the detection that misses the face
+    assert _longest_skip_run(pipeline.detected[8:20]) == 7  # tracked: the full bound
+    assert _longest_skip_run(pipeline.detected[lost_from + 1:lost_from + 25]) == 3  # lost: half of it
 
 
 def test_faces_waiting_for_their_first_embedding_keep_the_detector_on(recognizer, face_patch):
@@ -307,3 +351,23 @@ def test_faces_waiting_for_their_first_embedding_keep_the_detector_on(recognizer
     assert pipeline.gate.counts["waiting"] >= 2, pipeline.gate.counts
     tracks = [t.track_id for t in pipeline.tracker.tracks]
     assert len(tracks) == 6 and all(pipeline.policy.embedded(t) is not None for t in tracks)
+
+
+def test_correct_positions_moves_the_motion_model_not_the_track_record():
+    """A followed face's measured centre pulls its Kalman state towards it; hits, last_seen,
+    state and last detected box stay (it was not a detection). Refiner settings are validated."""
+    from engine.track.refine import RefineConfig
+
+    tracker = Tracker(TrackerConfig(min_hits=1))
+    tracker.update(Faces(np.array([[100, 100, 200, 220]], np.float32), np.array([0.9], np.float32)), 0.0)
+    tracker.predict_only(0.04)
+    (t,) = tracker.tracks
+    before = (t.hits, t.last_seen, t.state, t.det_box.copy(), t.mean.copy())
+    tracker.correct_positions([t.track_id], np.array([[170.0, 160.0]]))
+    assert (t.hits, t.last_seen, t.state) == before[:3] and np.array_equal(t.det_box, before[3])
+    assert before[4][0] < t.mean[0] < 170.0 and abs(t.mean[1] - 160.0) < 1.0
+    assert t.mean[3] == pytest.approx(before[4][3], rel=0.05)  # the height is not measured
+    assert tracker.shown().boxes[0, 0] > before[3][0]
+    for bad in (dict(min_px=2), dict(min_score=1.5), dict(search=0.0)):
+        with pytest.raises(ValueError, match="refine"):
+            RefineConfig(**bad)

@@ -20,10 +20,14 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--detect-every-s", type=float, metavar="SECONDS", default=_DEFAULT.max_skip_s,
                    help=f"adaptive: detect at least every SECONDS of video time (default {_DEFAULT.max_skip_s:g}): "
                         "the bound on how late a face that appears without motion is found")
+    g.add_argument("--no-follow", dest="follow", action="store_false",
+                   help="adaptive: do not follow tracked faces by template matching on skipped frames (their "
+                        "boxes are then the motion model's predictions; poorly predicted faces are detected sooner)")
 
 
 def gate_config(args: argparse.Namespace) -> GateConfig:
     """The GateConfig of the options (ValueError on invalid values)."""
     if args.detect_every < 1:
         raise ValueError(f"--detect-every must be >= 1, got {args.detect_every}")
-    return GateConfig(mode=args.gate, max_skip_frames=args.detect_every - 1, max_skip_s=args.detect_every_s)
+    return GateConfig(mode=args.gate, max_skip_frames=args.detect_every - 1, max_skip_s=args.detect_every_s,
+                      follow=args.follow)

@@ -211,6 +211,24 @@ class Tracker:
         self._last_ts = ts
         self._tracks = [t for t in self._tracks
                         if not (t.state is TrackState.LOST and ts - t.last_seen > cfg.max_age_s)]
+        return self.shown()
+
+    def correct_positions(self, track_ids, centres: np.ndarray) -> None:
+        """Move the Kalman states of ``track_ids`` (tracked, confirmed) towards measured box
+        centres ((N, 2) px: a face followed between detections, ``engine.track.refine``). Not a
+        detection: hits, ``last_seen``, states and the last detected box stay."""
+        by_id = {t.track_id: t for t in self._tracks if t.is_confirmed}
+        tracks = [by_id[int(i)] for i in track_ids]
+        if not tracks:
+            return
+        means, covs = self.kf.update_position(np.stack([t.mean for t in tracks]),
+                                              np.stack([t.covariance for t in tracks]), centres)
+        for t, m, c in zip(tracks, means, covs, strict=True):
+            t.mean, t.covariance = m, c
+
+    def shown(self) -> Faces:
+        """The TRACKED tracks at their Kalman boxes now, with their ids, last detection scores and
+        last keypoints moved with the box (what a skipped frame shows)."""
         shown = [t for t in self._tracks if t.state is TrackState.TRACKED]
         boxes = np.array([t.box for t in shown], np.float32).reshape(-1, 4)
         kps = None

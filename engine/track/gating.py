@@ -32,7 +32,9 @@ detector is skipped.
   the Kalman rule for every track, 1. ``error_samples=0`` keeps the Kalman rule for all;
 * ``periodic``: ``max_skip_frames`` frames in a row were skipped, or ``max_skip_s`` seconds
   of media/capture time passed since the last detection -- the bound on how late a face that
-  entered without moving (or moved too little to see) is found;
+  entered without moving (or moved too little to see) is found; half of both while a face
+  is lost (its track waits to be found again: a face coming back from behind another moves
+  inside the other's region, where motion is not looked for);
 * ``motion``: frame differencing finds change outside the tracked faces: the frame is shrunk
   to ``motion_height`` px high and turned grey (bilinear, ~0.4 ms for 1080p; Frigate's motion
   detector works the same way), blurred 3x3, and compared with the same picture at the last
@@ -83,12 +85,14 @@ class GateConfig:
     ``max_position_std``: a tracked face's expected centre error (measured, or the Kalman
     standard deviation), in box heights, above which the frame is detected (``inf`` = never).
     ``error_samples``: measured prediction errors a track needs before they replace its Kalman
-    deviation (0 = never).
+    deviation (0 = never). ``follow``: on skipped frames, follow the tracked faces by template
+    matching on the grey frame and correct their predictions (:mod:`engine.track.refine`); a
+    face that cannot be followed makes the next frame detected (reason ``uncertain``).
     """
 
     mode: str = "adaptive"
-    max_skip_frames: int = 4
-    max_skip_s: float = 0.2
+    max_skip_frames: int = 9
+    max_skip_s: float = 0.4
     burst_frames: int = 2
     min_iou: float = 0.6
     motion_height: int = 144
@@ -99,6 +103,7 @@ class GateConfig:
     margin_down: float = 1.5
     max_position_std: float = 0.1
     error_samples: int = 2
+    follow: bool = True
 
     def __post_init__(self) -> None:
         check(self.mode in GATE_MODES, f"gate mode must be one of {', '.join(GATE_MODES)}, got {self.mode!r}")
@@ -109,6 +114,7 @@ class GateConfig:
         check(self.max_skip_frames >= 0, f"gate max_skip_frames must be >= 0, got {self.max_skip_frames}")
         check(self.burst_frames >= 0, f"gate burst_frames must be >= 0, got {self.burst_frames}")
         check(self.error_samples >= 0, f"gate error_samples must be >= 0, got {self.error_samples}")
+        check(isinstance(self.follow, bool), f"gate follow must be true or false, got {self.follow!r}")
         check(math.isfinite(self.max_skip_s) and self.max_skip_s >= 0,
               f"gate max_skip_s must be finite and >= 0, got {self.max_skip_s}")
         check(0.0 <= self.min_iou <= 1.0, f"gate min_iou must be in [0, 1], got {self.min_iou}")
@@ -150,6 +156,16 @@ class DetectorGate:
         self._predicted: dict[int, np.ndarray] | None = None  # track id -> predicted xyxy at the last detection
         self._gap = 1  # frames of prediction behind self._predicted (skipped frames + 1)
         self._error: dict[int, tuple[float, int]] = {}  # track id -> (centre error per frame, in heights; samples)
+        self._followed: set[int] = set()  # tracks followed on the last skipped frame (engine.track.refine)
+        self._lost: set[int] = set()      # ... and those that could not be
+        self.grey: np.ndarray | None = None  # the last frame's small grey picture (motion, following)
+
+    def followed(self, followed, lost) -> None:
+        """Which tracked faces were followed on this skipped frame and which could not be
+        (:mod:`engine.track.refine`). A followed face's position was measured, so the
+        ``uncertain`` rule does not extrapolate its prediction error; a lost one makes the
+        next frame detected (reason ``uncertain``)."""
+        self._followed, self._lost = {int(t) for t in followed}, {int(t) for t in lost}
 
     @property
     def detections(self) -> int:
@@ -170,7 +186,7 @@ class DetectorGate:
         clock = float(clock)
         if self._prev_clock is not None and clock < self._prev_clock:
             self.reset()  # a looping file restarted
-        grey = self._small_grey(image)
+        grey = self.grey = self._small_grey(image)
         reason = None
         if self._ref is None or self._shape != tuple(image.shape[:2]) or self._last_detect is None:
             reason = "first"
@@ -184,8 +200,10 @@ class DetectorGate:
             reason = "changed"
         if reason is None and waiting:
             reason = "waiting"
-        if reason is None and (self._skipped >= cfg.max_skip_frames
-                               or clock - self._last_detect >= cfg.max_skip_s - 1e-9):
+        frames_bound, s_bound = cfg.max_skip_frames, cfg.max_skip_s
+        if any(t.state is TrackState.LOST for t in tracker.tracks):  # a face just lost may be back
+            frames_bound, s_bound = frames_bound // 2, s_bound / 2
+        if reason is None and (self._skipped >= frames_bound or clock - self._last_detect >= s_bound - 1e-9):
             reason = "periodic"
         if reason is None and self._uncertain(tracker):
             reason = "uncertain"
@@ -273,8 +291,14 @@ class DetectorGate:
         if not math.isfinite(limit):
             return False
         need = self.config.error_samples
+        followed, lost = self._followed, self._lost
+        self._followed, self._lost = set(), set()
         for t in tracker.tracks:
             if t.state is TrackState.TRACKED:
+                if t.track_id in lost:
+                    return True
+                if t.track_id in followed:
+                    continue
                 error, n = self._error.get(t.track_id, (0.0, 0))
                 if need and n >= need:
                     if error * (self._skipped + 1) > limit:

@@ -95,6 +95,25 @@ class KalmanFilter:
         return new_means, 0.5 * (new_covs + new_covs.transpose(0, 2, 1))
 
 
+    def update_position(self, means: np.ndarray, covariances: np.ndarray, centres: np.ndarray,
+                        noise: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """Correct (N,) predictions with (N, 2) measured box centres only (aspect, height and the
+        velocities follow through their covariances). ``noise``: the centre's standard deviation
+        as a fraction of a detection's (template matching, ``engine.track.refine``, is steadier
+        than the detector's box from frame to frame: with 1, boxes of a face turning back lagged
+        to IoU 0.78 of every-frame detection's, 0.80 with 0.5)."""
+        if len(means) == 0:
+            return means.copy(), covariances.copy()
+        z = np.asarray(centres, np.float64).reshape(-1, 2)
+        r = (noise * self.std_weight_position * self._h(means)) ** 2        # (N,)
+        s = covariances[:, :2, :2] + r[:, None, None] * np.eye(2)           # H P H^T + R, (N, 2, 2)
+        pht = covariances[:, :, :2]                                         # P H^T, (N, 8, 2)
+        gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)
+        new_means = means + np.einsum("nij,nj->ni", gain, z - means[:, :2])
+        new_covs = covariances - gain @ s @ gain.transpose(0, 2, 1)
+        return new_means, 0.5 * (new_covs + new_covs.transpose(0, 2, 1))
+
+
 def _diag(v: np.ndarray) -> np.ndarray:
     out = np.zeros(v.shape + (v.shape[-1],), np.float64)
     idx = np.arange(v.shape[-1])

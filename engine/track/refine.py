@@ -1,0 +1,121 @@
+"""Follow tracked faces on the frames the detector skips, by template matching on a small grey frame.
+
+On a skipped frame (:mod:`engine.track.gating`) the tracker only has its Kalman predictions, and a
+face that turns or changes speed drifts from them; the gate's ``uncertain`` and ``changed`` rules
+then bring the detector back (on the synthetic clips, about half of its calls). This stage looks
+for each tracked face where its box was at the last detection: the face's pixels in the gate's
+grey frame (the frame shrunk to ``GateConfig.motion_height`` px, which the gate makes anyway) are
+the template, searched with normalised cross-correlation (``cv2.matchTemplate``,
+``TM_CCOEFF_NORMED``) in a window around the predicted box of the current grey frame; the best
+match, refined to a fraction of a pixel by a parabola through its neighbours, is a measurement of
+the face's centre that corrects the track's Kalman filter (position only: size and velocity stay
+the filter's). About 30 us a face; a YuNet call costs ~9 ms.
+
+The template always comes from the last *detection* (never from an earlier match), so errors do
+not add up from frame to frame. A face too small in the grey frame (fewer than ``min_px`` rows:
+~80 px at 720p with a 144-px grey frame) or whose best match scores under ``min_score`` (turned,
+hidden, crossed by another face) is not corrected: its id is returned, and the gate detects the
+next frame (:meth:`engine.track.gating.DetectorGate.distrust`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engine.track.bytetrack import Tracker, TrackState
+from engine.util.check import check
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """``min_px``: smallest template height (grey pixels) followed; ``min_score``: smallest NCC
+    of a match trusted; ``search``: search margin around the predicted box, in template heights."""
+
+    min_px: int = 12
+    min_score: float = 0.7
+    search: float = 0.35
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.min_px, int) and self.min_px >= 4,
+              f"refine min_px must be an int >= 4, got {self.min_px}")
+        check(-1.0 <= self.min_score <= 1.0, f"refine min_score must be in [-1, 1], got {self.min_score}")
+        check(0.05 <= self.search <= 2.0, f"refine search must be in [0.05, 2], got {self.search}")
+
+
+class TemplateRefiner:
+    """Per-source: :meth:`remember` after each detected frame, :meth:`correct` on each skipped one."""
+
+    def __init__(self, config: RefineConfig | None = None) -> None:
+        self.config = config or RefineConfig()
+        self._templates: dict[int, tuple[np.ndarray, float, float]] = {}  # id -> (patch, x0, y0 in grey px)
+
+    def reset(self) -> None:
+        self._templates = {}
+
+    def remember(self, grey: np.ndarray, shape: tuple[int, int], tracker: Tracker) -> None:
+        """Templates of the tracked faces detected on this frame. ``grey``: (h, w) uint8, this
+        frame shrunk; ``shape``: the full frame's (H, W)."""
+        sy, sx = grey.shape[0] / shape[0], grey.shape[1] / shape[1]
+        out = {}
+        for t in tracker.tracks:
+            if t.state is not TrackState.TRACKED or t.track_id < 0:
+                continue
+            x1, y1, x2, y2 = (float(v) for v in t.det_box)
+            c0, r0 = int(round(x1 * sx)), int(round(y1 * sy))
+            c1, r1 = int(round(x2 * sx)), int(round(y2 * sy))
+            if r1 - r0 < self.config.min_px or c0 < 0 or r0 < 0 or c1 > grey.shape[1] or r1 > grey.shape[0]:
+                continue  # too small to follow, or cut by the frame's edge
+            out[t.track_id] = (grey[r0:r1, c0:c1].copy(), float(c0), float(r0))
+        self._templates = out
+
+    def correct(self, grey: np.ndarray, shape: tuple[int, int], tracker: Tracker) -> tuple[list[int], list[int]]:
+        """Correct the tracked faces' predicted positions on this skipped frame (after
+        ``tracker.predict_only``). Returns (ids of the tracked faces followed, ids of those that
+        could not be: no template, or no trusted match)."""
+        cfg = self.config
+        sy, sx = grey.shape[0] / shape[0], grey.shape[1] / shape[1]
+        ids, centres, lost = [], [], []
+        for t in tracker.tracks:
+            if t.state is not TrackState.TRACKED:
+                continue
+            tpl = self._templates.get(t.track_id)
+            if tpl is None:
+                lost.append(t.track_id)
+                continue
+            patch, x0, y0 = tpl
+            th, tw = patch.shape
+            det = t.det_box
+            # where the template's top-left would be if the face moved as predicted
+            px = x0 + (float(t.mean[0]) - (det[0] + det[2]) / 2) * sx
+            py = y0 + (float(t.mean[1]) - (det[1] + det[3]) / 2) * sy
+            m = max(2, int(round(cfg.search * th)))
+            c0, r0 = int(round(px)) - m, int(round(py)) - m
+            c1, r1 = c0 + tw + 2 * m, r0 + th + 2 * m
+            cc0, rr0, cc1, rr1 = max(c0, 0), max(r0, 0), min(c1, grey.shape[1]), min(r1, grey.shape[0])
+            if cc1 - cc0 < tw + 2 or rr1 - rr0 < th + 2:
+                lost.append(t.track_id)
+                continue
+            score = cv2.matchTemplate(grey[rr0:rr1, cc0:cc1], patch, cv2.TM_CCOEFF_NORMED)
+            _, best, _, (bx, by) = cv2.minMaxLoc(score)
+            if best < cfg.min_score:
+                lost.append(t.track_id)
+                continue
+            fx, fy = bx + _vertex(score[by], bx), by + _vertex(score[:, bx], by)
+            dx, dy = cc0 + fx - x0, rr0 + fy - y0  # the face's shift since its detection, grey px
+            ids.append(t.track_id)
+            centres.append(((det[0] + det[2]) / 2 + dx / sx, (det[1] + det[3]) / 2 + dy / sy))
+        if ids:
+            tracker.correct_positions(ids, np.array(centres, np.float64))
+        return ids, lost
+
+
+def _vertex(line: np.ndarray, k: int) -> float:
+    """Sub-pixel offset (-0.5..0.5) of the peak at ``line[k]`` from a parabola through it and its
+    two neighbours; 0 at the line's ends."""
+    if k < 1 or k > len(line) - 2:
+        return 0.0
+    a, b, c = float(line[k - 1]), float(line[k]), float(line[k + 1])
+    den = a - 2 * b + c
+    return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
