@@ -108,7 +108,7 @@ class SettingsDialog(QDialog):
         self.gate = QComboBox()
         self.gate.addItems(list(GATE_MODES))
         self.gate.setToolTip("adaptive: run the detector when something moved outside the tracked faces (and at least "
-                             "every 0.2 s), predicting the tracks in between; every-frame: on every frame")
+                             "every 0.4 s), following the tracked faces in between; every-frame: on every frame")
         form.addRow("Run the detector", self.gate)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

@@ -28,8 +28,8 @@ class PipelineConfig:
     # drawing landmarks (--draw-landmarks) at that cost.
     landmarks_every_frame: bool = False
     # The detector runs only on frames where something may have changed (motion outside the
-    # tracked faces, a poorly predicted track, or at least every 0.2 s); GateConfig(mode=
-    # "every-frame") detects on every frame as before (engine.track.gating).
+    # tracked faces, a face that could not be followed, or at least every 0.4 s); GateConfig(mode=
+    # "every-frame") detects on every frame as before (engine.track.gating, engine.track.refine).
     gate: GateConfig = field(default_factory=GateConfig)
 
 
