@@ -371,3 +371,21 @@ def test_correct_positions_moves_the_motion_model_not_the_track_record():
     for bad in (dict(min_px=2), dict(min_score=1.5), dict(search=0.0)):
         with pytest.raises(ValueError, match="refine"):
             RefineConfig(**bad)
+
+
+def test_a_face_too_small_to_follow_is_judged_as_without_following(recognizer, face_patch):
+    """A still 48-px face crop (its box under 12 rows of the 144-px grey frame, RefineConfig.min_px): it has
+    no template, so it is neither followed nor reported lost; the gate detects it exactly as
+    often as without following (not on every other frame)."""
+    small = cv2.resize(face_patch, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    images = []
+    for _ in range(40):
+        img = np.full((480, 640, 3), 118, np.uint8)
+        img[100:100 + small.shape[0], 200:200 + small.shape[1]] = small
+        images.append(img)
+    gate = GateConfig(max_skip_frames=9, max_skip_s=10.0, motion_threshold=255)
+    followed, calls, pipeline = _run(recognizer, images, gate)
+    _, plain_calls, _ = _run(recognizer, images, dataclasses.replace(gate, follow=False))
+    assert sum(len(r.faces) == 1 for r in followed) >= 35, [len(r.faces) for r in followed]
+    assert calls == plain_calls < 30, (calls, plain_calls, pipeline.gate.counts)
+    assert pipeline.refiner._templates == {}

@@ -87,7 +87,8 @@ class GateConfig:
     ``error_samples``: measured prediction errors a track needs before they replace its Kalman
     deviation (0 = never). ``follow``: on skipped frames, follow the tracked faces by template
     matching on the grey frame and correct their predictions (:mod:`engine.track.refine`); a
-    face that cannot be followed makes the next frame detected (reason ``uncertain``).
+    face that cannot be found makes the next frame detected (reason ``uncertain``), one too small
+    to follow is judged by its prediction as without following.
     """
 
     mode: str = "adaptive"

@@ -12,10 +12,11 @@ the face's centre that corrects the track's Kalman filter (position only: size a
 the filter's). About 30 us a face; a YuNet call costs ~9 ms.
 
 The template always comes from the last *detection* (never from an earlier match), so errors do
-not add up from frame to frame. A face too small in the grey frame (fewer than ``min_px`` rows:
-~80 px at 720p with a 144-px grey frame) or whose best match scores under ``min_score`` (turned,
-hidden, crossed by another face) is not corrected: its id is returned, and the gate detects the
-next frame (:meth:`engine.track.gating.DetectorGate.distrust`).
+not add up from frame to frame. A face whose best match scores under ``min_score`` (turned,
+hidden, crossed by another face) is not corrected and is reported lost: the gate detects the next
+frame (:meth:`engine.track.gating.DetectorGate.followed`). A face too small in the grey frame
+(fewer than ``min_px`` rows: ~80 px at 720p with a 144-px grey frame) or cut by the frame's edge
+has no template and is neither: the gate's other rules judge its prediction as before.
 """
 from __future__ import annotations
 
@@ -72,8 +73,9 @@ class TemplateRefiner:
 
     def correct(self, grey: np.ndarray, shape: tuple[int, int], tracker: Tracker) -> tuple[list[int], list[int]]:
         """Correct the tracked faces' predicted positions on this skipped frame (after
-        ``tracker.predict_only``). Returns (ids of the tracked faces followed, ids of those that
-        could not be: no template, or no trusted match)."""
+        ``tracker.predict_only``). Returns (ids of the tracked faces followed, ids of those whose
+        template found no trusted match); faces without a template (too small, at the frame's
+        edge) are in neither."""
         cfg = self.config
         sy, sx = grey.shape[0] / shape[0], grey.shape[1] / shape[1]
         ids, centres, lost = [], [], []
@@ -82,8 +84,7 @@ class TemplateRefiner:
                 continue
             tpl = self._templates.get(t.track_id)
             if tpl is None:
-                lost.append(t.track_id)
-                continue
+                continue  # too small or cut at the last detection: the gate's prediction rules judge it
             patch, x0, y0 = tpl
             th, tw = patch.shape
             det = t.det_box
