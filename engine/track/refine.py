@@ -50,7 +50,8 @@ class TemplateRefiner:
 
     def __init__(self, config: RefineConfig | None = None) -> None:
         self.config = config or RefineConfig()
-        self._templates: dict[int, tuple[np.ndarray, float, float]] = {}  # id -> (patch, x0, y0 in grey px)
+        # id -> (patch, its top-left x0, y0 in grey px, the grey pixels it samples: 1 or 2)
+        self._templates: dict[int, tuple[np.ndarray, float, float, int]] = {}
 
     def reset(self) -> None:
         self._templates = {}
@@ -68,7 +69,10 @@ class TemplateRefiner:
             c1, r1 = int(round(x2 * sx)), int(round(y2 * sy))
             if r1 - r0 < self.config.min_px or c0 < 0 or r0 < 0 or c1 > grey.shape[1] or r1 > grey.shape[0]:
                 continue  # too small to follow, or cut by the frame's edge
-            out[t.track_id] = (grey[r0:r1, c0:c1].copy(), float(c0), float(r0))
+            # every other grey pixel of a face twice the smallest size: a quarter of the matching
+            # work (0.55 -> ~0.2 ms a frame for 7 faces of 30-40 rows), still >= min_px / 2 rows
+            step = 2 if r1 - r0 >= 2 * self.config.min_px else 1
+            out[t.track_id] = (grey[r0:r1:step, c0:c1:step].copy(), float(c0), float(r0), step)
         self._templates = out
 
     def correct(self, grey: np.ndarray, shape: tuple[int, int], tracker: Tracker) -> tuple[list[int], list[int]]:
@@ -85,25 +89,26 @@ class TemplateRefiner:
             tpl = self._templates.get(t.track_id)
             if tpl is None:
                 continue  # too small or cut at the last detection: the gate's prediction rules judge it
-            patch, x0, y0 = tpl
-            th, tw = patch.shape
+            patch, x0, y0, step = tpl
+            th, tw = patch.shape[0] * step, patch.shape[1] * step  # grey px
             det = t.det_box
             # where the template's top-left would be if the face moved as predicted
             px = x0 + (float(t.mean[0]) - (det[0] + det[2]) / 2) * sx
             py = y0 + (float(t.mean[1]) - (det[1] + det[3]) / 2) * sy
-            m = max(2, int(round(cfg.search * th)))
+            m = max(2 * step, int(round(cfg.search * th)))
             c0, r0 = int(round(px)) - m, int(round(py)) - m
             c1, r1 = c0 + tw + 2 * m, r0 + th + 2 * m
             cc0, rr0, cc1, rr1 = max(c0, 0), max(r0, 0), min(c1, grey.shape[1]), min(r1, grey.shape[0])
-            if cc1 - cc0 < tw + 2 or rr1 - rr0 < th + 2:
+            window = grey[rr0:rr1:step, cc0:cc1:step]
+            if window.shape[0] < patch.shape[0] + 2 or window.shape[1] < patch.shape[1] + 2:
                 lost.append(t.track_id)
                 continue
-            score = cv2.matchTemplate(grey[rr0:rr1, cc0:cc1], patch, cv2.TM_CCOEFF_NORMED)
+            score = cv2.matchTemplate(window, patch, cv2.TM_CCOEFF_NORMED)
             _, best, _, (bx, by) = cv2.minMaxLoc(score)
             if best < cfg.min_score:
                 lost.append(t.track_id)
                 continue
-            fx, fy = bx + _vertex(score[by], bx), by + _vertex(score[:, bx], by)
+            fx, fy = (bx + _vertex(score[by], bx)) * step, (by + _vertex(score[:, bx], by)) * step
             dx, dy = cc0 + fx - x0, rr0 + fy - y0  # the face's shift since its detection, grey px
             ids.append(t.track_id)
             centres.append(((det[0] + det[2]) / 2 + dx / sx, (det[1] + det[3]) / 2 + dy / sy))
