@@ -20,3 +20,15 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def overlapping(boxes: np.ndarray) -> np.ndarray:
+    """(N,) bool: does each of (N, 4) xyxy ``boxes`` overlap another one (a positive-area intersection)?"""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) < 2:
+        return np.zeros(len(boxes), bool)
+    lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.all(hi > lo, axis=2)
+    np.fill_diagonal(inter, False)
+    return inter.any(axis=1)

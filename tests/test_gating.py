@@ -319,16 +319,17 @@ def test_a_face_that_turns_back_is_followed_between_detections(recognizer, face_
     assert min(iou) > 0.75 and np.mean(iou) > 0.9, np.round(iou, 2)
 
 
-def test_while_a_face_is_lost_the_periodic_bound_is_halved(recognizer, face_patch):
-    """The face leaves without motion being looked for (threshold 255): its track is lost, and
-    the gate detects twice as often until it is found again or forgotten, where it may come back."""
-    images = _scene(face_patch, 60, enter=0)[:20] + _scene(face_patch, 40, enter=100)
+def test_while_a_face_is_lost_the_periodic_bound_is_quartered(recognizer, face_patch):
+    """The face vanishes inside the picture without motion being looked for (threshold 255): its
+    track is lost, and the gate detects four times as often until it is found again or forgotten."""
+    images = _scene(face_patch, 60, enter=0)[:20] + _scene(face_patch, 80, enter=100)
     gate = GateConfig(max_skip_frames=7, max_skip_s=10.0, motion_threshold=255)
     results, _, pipeline = _run(recognizer, images, gate)
     assert len(results[10].faces) == 1 and len(results[-1].faces) == 0
     lost_from = next(i for i in range(20, 60) if pipeline.detected[i])  # the detection that misses the face
     assert _longest_skip_run(pipeline.detected[8:20]) == 7  # tracked: the full bound
-    assert _longest_skip_run(pipeline.detected[lost_from + 1:lost_from + 25]) == 3  # lost: half of it
+    assert _longest_skip_run(pipeline.detected[lost_from + 1:lost_from + 25]) == 1  # lost: a quarter (7 // 4)
+    assert _longest_skip_run(pipeline.detected[lost_from + 40:]) == 7  # forgotten (max_age_s): the full bound
 
 
 def test_faces_waiting_for_their_first_embedding_keep_the_detector_on(recognizer, face_patch):
@@ -389,3 +390,50 @@ def test_a_face_too_small_to_follow_is_judged_as_without_following(recognizer, f
     assert sum(len(r.faces) == 1 for r in followed) >= 35, [len(r.faces) for r in followed]
     assert calls == plain_calls < 30, (calls, plain_calls, pipeline.gate.counts)
     assert pipeline.refiner._templates == {}
+
+
+def test_the_refiner_follows_a_small_shift_and_distrusts_a_jump(face_patch):
+    """TemplateRefiner on its own: a face detected at one place, then on a skipped frame moved by
+    4 % of its height (followed: the track's centre moves with it) or by 20 % (within the search
+    window, but farther from the prediction than a max_jump of 10 %: reported lost, the track
+    untouched);
+    a face overlapping another, or leaving the picture, is not followed either."""
+    from engine.track.refine import RefineConfig, TemplateRefiner
+
+    def frame(dx: int, dy: int = 0, second=None) -> np.ndarray:
+        img = np.full((480, 640, 3), 118, np.uint8)
+        h, w = face_patch.shape[:2]
+        img[100 + dy:100 + dy + h, 200 + dx:200 + dx + w] = face_patch
+        if second is not None:
+            img[second[1]:second[1] + h, second[0]:second[0] + w] = face_patch
+        return img
+
+    gate = DetectorGate(GateConfig())
+    h, w = face_patch.shape[:2]
+    box = np.array([[200, 100, 200 + w, 100 + h]], np.float32)
+
+    def start(image):
+        tracker = Tracker(TrackerConfig(min_hits=1))
+        tracker.update(Faces(box, np.array([0.9], np.float32)), 0.0)
+        refiner = TemplateRefiner(RefineConfig(max_jump=0.1))
+        refiner.remember(gate._small_grey(image), image.shape[:2], tracker)
+        tracker.predict_only(0.04)
+        return tracker, refiner
+
+    for shift, followed in ((round(0.04 * h), True), (round(0.2 * h), False)):
+        tracker, refiner = start(frame(0))
+        (t,) = tracker.tracks
+        before = t.mean[0]
+        ok, lost = refiner.correct(gate._small_grey(frame(shift)), (480, 640), tracker)
+        assert (ok, lost) == (([t.track_id], []) if followed else ([], [t.track_id])), shift
+        if followed:
+            assert abs(t.mean[0] - (before + shift)) < 0.5 * shift
+        else:
+            assert t.mean[0] == before
+    tracker, refiner = start(frame(0))
+    tracker.update(Faces(np.concatenate([box, box + [w // 2, 0, w // 2, 0]]), np.array([0.9, 0.9], np.float32)),
+                   0.08)
+    refiner.remember(gate._small_grey(frame(0, second=(200 + w // 2, 100))), (480, 640), tracker)
+    tracker.predict_only(0.12)
+    ok, lost = refiner.correct(gate._small_grey(frame(0, second=(200 + w // 2, 100))), (480, 640), tracker)
+    assert ok == [] and len(lost) == 2  # crossing faces: the detector decides

@@ -130,7 +130,8 @@ def test_runner_embeds_on_its_worker_and_hands_every_embedding_back(clips, recog
         del emb.embed_tensor
     for rnd in rounds:
         results += rnd.results
-        assert rnd.embedded == sum(sr.result.embedded for sr in rnd.results)  # handed back with the next frames
+        if len(rnd.results) == len(clips):  # (a source that ended drops what comes back for it)
+            assert rnd.embedded == sum(sr.result.embedded for sr in rnd.results)  # handed back with the next frames
     assert calls and all(name.startswith("facescope-embedder") for name, _ in calls)  # never the engine thread
     handed = sum(sr.result.embedded for sr in results)
     assert 0 < handed <= sum(n for _, n in calls)  # only a call still running at the end may be lost

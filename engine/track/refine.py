@@ -13,8 +13,10 @@ the filter's). About 30 us a face; a YuNet call costs ~9 ms.
 
 The template always comes from the last *detection* (never from an earlier match), so errors do
 not add up from frame to frame. A face whose best match scores under ``min_score`` (turned,
-hidden, crossed by another face) is not corrected and is reported lost: the gate detects the next
-frame (:meth:`engine.track.gating.DetectorGate.followed`). A face too small in the grey frame
+hidden) is not corrected and is reported lost: the gate detects the next frame
+(:meth:`engine.track.gating.DetectorGate.followed`); so is a face whose predicted box overlaps
+another's (two faces crossing: a template may lock onto the other face, swapping their tracks)
+or leaves the frame (part of the face is gone). A face too small in the grey frame
 (fewer than ``min_px`` rows: ~80 px at 720p with a 144-px grey frame) or cut by the frame's edge
 has no template and is neither: the gate's other rules judge its prediction as before.
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engine.boxes import overlapping
 from engine.track.bytetrack import Tracker, TrackState
 from engine.util.check import check
 
@@ -32,17 +35,22 @@ from engine.util.check import check
 @dataclass(frozen=True)
 class RefineConfig:
     """``min_px``: smallest template height (grey pixels) followed; ``min_score``: smallest NCC
-    of a match trusted; ``search``: search margin around the predicted box, in template heights."""
+    of a match trusted; ``search``: search margin around the predicted box, in template heights;
+    ``max_jump``: farthest a match may put the face's centre from its predicted centre, in face
+    heights (farther: not trusted; a face turning back at 8 px a frame is off its prediction by
+    up to ~0.2 of its height, see tests/test_gating.py)."""
 
     min_px: int = 12
     min_score: float = 0.7
     search: float = 0.35
+    max_jump: float = 0.3
 
     def __post_init__(self) -> None:
         check(isinstance(self.min_px, int) and self.min_px >= 4,
               f"refine min_px must be an int >= 4, got {self.min_px}")
         check(-1.0 <= self.min_score <= 1.0, f"refine min_score must be in [-1, 1], got {self.min_score}")
         check(0.05 <= self.search <= 2.0, f"refine search must be in [0.05, 2], got {self.search}")
+        check(0.0 < self.max_jump <= 2.0, f"refine max_jump must be in (0, 2], got {self.max_jump}")
 
 
 class TemplateRefiner:
@@ -83,12 +91,18 @@ class TemplateRefiner:
         cfg = self.config
         sy, sx = grey.shape[0] / shape[0], grey.shape[1] / shape[1]
         ids, centres, lost = [], [], []
-        for t in tracker.tracks:
-            if t.state is not TrackState.TRACKED:
-                continue
+        tracked = [t for t in tracker.tracks if t.state is TrackState.TRACKED]
+        crossing = overlapping([t.box for t in tracked])
+        for t, close in zip(tracked, crossing, strict=True):
             tpl = self._templates.get(t.track_id)
             if tpl is None:
                 continue  # too small or cut at the last detection: the gate's prediction rules judge it
+            x1, y1, x2, y2 = t.box
+            if close or x1 < 0 or y1 < 0 or x2 > shape[1] or y2 > shape[0]:
+                # two faces crossing (a template may lock onto the other face), or a face leaving
+                # the picture (part of it is gone): the detector decides
+                lost.append(t.track_id)
+                continue
             patch, x0, y0, step = tpl
             th, tw = patch.shape[0] * step, patch.shape[1] * step  # grey px
             det = t.det_box
@@ -110,8 +124,14 @@ class TemplateRefiner:
                 continue
             fx, fy = (bx + _vertex(score[by], bx)) * step, (by + _vertex(score[:, bx], by)) * step
             dx, dy = cc0 + fx - x0, rr0 + fy - y0  # the face's shift since its detection, grey px
+            cx, cy = (det[0] + det[2]) / 2 + dx / sx, (det[1] + det[3]) / 2 + dy / sy
+            if max(abs(cx - t.mean[0]), abs(cy - t.mean[1])) > cfg.max_jump * max(float(t.mean[3]), 1.0):
+                # far from where its motion put it: more likely something passing over the face
+                # (the match slid with it) than the face jumping; the detector decides
+                lost.append(t.track_id)
+                continue
             ids.append(t.track_id)
-            centres.append(((det[0] + det[2]) / 2 + dx / sx, (det[1] + det[3]) / 2 + dy / sy))
+            centres.append((cx, cy))
         if ids:
             tracker.correct_positions(ids, np.array(centres, np.float64))
         return ids, lost
