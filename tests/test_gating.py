@@ -437,3 +437,6 @@ def test_the_refiner_follows_a_small_shift_and_distrusts_a_jump(face_patch):
     tracker.predict_only(0.12)
     ok, lost = refiner.correct(gate._small_grey(frame(0, second=(200 + w // 2, 100))), (480, 640), tracker)
     assert ok == [] and len(lost) == 2  # crossing faces: the detector decides
+    flat = np.full((480, 640, 3), 30, np.uint8)  # a box with nothing to correlate (a face in the dark)
+    tracker, refiner = start(flat)
+    assert refiner._templates == {} and refiner.correct(gate._small_grey(flat), (480, 640), tracker) == ([], [])
