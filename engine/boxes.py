@@ -24,11 +24,6 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def overlapping(boxes: np.ndarray) -> np.ndarray:
     """(N,) bool: does each of (N, 4) xyxy ``boxes`` overlap another one (a positive-area intersection)?"""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(boxes) < 2:
-        return np.zeros(len(boxes), bool)
-    lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.all(hi > lo, axis=2)
-    np.fill_diagonal(inter, False)
-    return inter.any(axis=1)
+    touching = iou_matrix(boxes, boxes) > 0
+    np.fill_diagonal(touching, False)
+    return touching.any(axis=1)

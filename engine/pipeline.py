@@ -142,10 +142,10 @@ class Pipeline:
                 if self.refiner is not None:  # the detected faces' templates, for the frames skipped next
                     self.refiner.remember(self.gate.grey, image.shape[:2], self.tracker)
             else:
-                faces = self.tracker.predict_only(clock)
+                self.tracker.advance(clock)
                 if self.refiner is not None:  # followed by template matching: predictions corrected
                     self.gate.followed(*self.refiner.correct(self.gate.grey, image.shape[:2], self.tracker))
-                    faces = self.tracker.shown()
+                faces = self.tracker.shown()
             self._forget_dead_tracks()
         if self.config.landmarks_every_frame and rec.landmarker is not None and len(faces):
             with timer("landmarks"):

@@ -51,9 +51,8 @@ def letterbox(image: np.ndarray, size: tuple[int, int] | None, divisor: int,
     """
     h, w = image.shape[:2]
     if size is None and (max_side is None or max(w, h) <= max_side):
-        scale = 1.0
+        scale, new_w, new_h = 1.0, w, h
         net_w, net_h = -(-w // divisor) * divisor, -(-h // divisor) * divisor
-        resized = image
     else:
         if size is None:
             size = (round(w * max_side / max(w, h)), round(h * max_side / max(w, h)))
@@ -61,18 +60,16 @@ def letterbox(image: np.ndarray, size: tuple[int, int] | None, divisor: int,
         net_w, net_h = -(-net_w // divisor) * divisor, -(-net_h // divisor) * divisor
         scale = min(net_w / w, net_h / h)
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = None if (new_w, new_h) != (w, h) else image
-    rh, rw = (h, w) if resized is not None else (new_h, new_w)
     # resized straight into the padded frame, only the padding zeroed: 0.28 against 0.67 ms for
     # 1280x720 -> 640x384 with a resize, a zeroed frame and a copy (one OpenCV thread, here)
     out = np.empty((net_h, net_w, 3), np.uint8)
-    out[rh:] = 0
-    out[:rh, rw:] = 0
-    if resized is None:
-        cv2.resize(image, (rw, rh), dst=out[:rh, :rw], interpolation=interp)
+    out[new_h:] = 0
+    out[:new_h, new_w:] = 0
+    if (new_w, new_h) == (w, h):
+        out[:h, :w] = image
     else:
-        out[:rh, :rw] = resized
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        cv2.resize(image, (new_w, new_h), dst=out[:new_h, :new_w], interpolation=interp)
     return out, Letterbox(scale, net_w, net_h)
 
 

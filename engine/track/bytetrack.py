@@ -198,10 +198,14 @@ class Tracker:
 
     def predict_only(self, timestamp: float) -> Faces:
         """A frame without detections (the detector was skipped, ``engine.track.gating``):
-        every track is predicted to ``timestamp``; returns the TRACKED tracks at their Kalman
-        boxes, with their ids, last detection scores and last keypoints moved with the box.
-        States, hits and ``last_seen`` do not change (lost tracks past ``max_age_s`` are
-        dropped as in :meth:`update`); ``timestamp`` must not decrease."""
+        :meth:`advance` to ``timestamp``, then :meth:`shown`."""
+        self.advance(timestamp)
+        return self.shown()
+
+    def advance(self, timestamp: float) -> None:
+        """Predict every track to ``timestamp`` without detections. States, hits and
+        ``last_seen`` do not change (lost tracks past ``max_age_s`` are dropped as in
+        :meth:`update`); ``timestamp`` must not decrease."""
         cfg = self.config
         ts = float(timestamp)
         check(math.isfinite(ts), f"tracker timestamp must be finite, got {timestamp}")
@@ -211,7 +215,6 @@ class Tracker:
         self._last_ts = ts
         self._tracks = [t for t in self._tracks
                         if not (t.state is TrackState.LOST and ts - t.last_seen > cfg.max_age_s)]
-        return self.shown()
 
     def correct_positions(self, track_ids, centres: np.ndarray) -> None:
         """Move the Kalman states of ``track_ids`` (tracked, confirmed) towards measured box

@@ -88,12 +88,7 @@ class KalmanFilter:
             return means.copy(), covariances.copy()
         z = np.asarray(measurements, np.float64).reshape(-1, 4)
         proj_mean, s = self.project(means, covariances)
-        pht = covariances[:, :, :4]                                         # P H^T, (N, 8, 4)
-        gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)  # P H^T S^-1 (S symmetric)
-        new_means = means + np.einsum("nij,nj->ni", gain, z - proj_mean)
-        new_covs = covariances - gain @ s @ gain.transpose(0, 2, 1)
-        return new_means, 0.5 * (new_covs + new_covs.transpose(0, 2, 1))
-
+        return _correct(means, covariances, z - proj_mean, s)
 
     def update_position(self, means: np.ndarray, covariances: np.ndarray, centres: np.ndarray,
                         noise: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -107,11 +102,18 @@ class KalmanFilter:
         z = np.asarray(centres, np.float64).reshape(-1, 2)
         r = (noise * self.std_weight_position * self._h(means)) ** 2        # (N,)
         s = covariances[:, :2, :2] + r[:, None, None] * np.eye(2)           # H P H^T + R, (N, 2, 2)
-        pht = covariances[:, :, :2]                                         # P H^T, (N, 8, 2)
-        gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)
-        new_means = means + np.einsum("nij,nj->ni", gain, z - means[:, :2])
-        new_covs = covariances - gain @ s @ gain.transpose(0, 2, 1)
-        return new_means, 0.5 * (new_covs + new_covs.transpose(0, 2, 1))
+        return _correct(means, covariances, z - means[:, :2], s)
+
+
+def _correct(means: np.ndarray, covariances: np.ndarray, innovation: np.ndarray,
+             s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Kalman correction for a measurement of the state's first K dimensions: ``innovation``
+    (N, K) = measured - predicted, ``s`` (N, K, K) its covariance (H P H^T + R)."""
+    pht = covariances[:, :, :s.shape[-1]]                                 # P H^T, (N, 8, K)
+    gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)  # P H^T S^-1 (S symmetric)
+    new_means = means + np.einsum("nij,nj->ni", gain, innovation)
+    new_covs = covariances - gain @ s @ gain.transpose(0, 2, 1)
+    return new_means, 0.5 * (new_covs + new_covs.transpose(0, 2, 1))
 
 
 def _diag(v: np.ndarray) -> np.ndarray:

@@ -72,7 +72,7 @@ class TemplateRefiner:
         sy, sx = grey.shape[0] / shape[0], grey.shape[1] / shape[1]
         out = {}
         for t in tracker.tracks:
-            if t.state is not TrackState.TRACKED or t.track_id < 0:
+            if t.state is not TrackState.TRACKED:
                 continue
             x1, y1, x2, y2 = (float(v) for v in t.det_box)
             c0, r0 = int(round(x1 * sx)), int(round(y1 * sy))
