@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import threading
@@ -57,7 +58,25 @@ def test_event_line_stamps_wall_clock_time():
     assert iso_utc(1_800_000_000.9996) == "2027-01-15T08:00:01.000Z"  # the carry into the next second
     clock = WallClock()
     assert abs(clock.epoch(time.perf_counter()) - time.time()) < 0.05
-    assert slug("Roxanne Ritchi") == "roxanne_ritchi" and slug("a/b+#") == "a_b" and slug(None) == "unknown"
+    assert slug("Roxanne Ritchi") == "roxanne_ritchi" and slug(None) == "unknown" and slug("") == "unknown"
+
+
+def test_slug_gives_each_person_their_own_topic():
+    """Names a gallery holds side by side never share a topic (one person's presence would switch
+    another's), and a name in another script or one called "Unknown" never lands on the unknown faces'
+    topic; plain names read as themselves, sources keep their readable form."""
+    names = ["Ann Lee", "Ann-Lee", "Ann  Lee", "Ann.Lee", "José", "Jose", "王伟", "王芳", "Мария", "Unknown",
+             "unknown person", "a/b+#", "Zoë", "Zoe"]
+    slugs = [slug(n) for n in names]
+    assert len(set(slugs)) == len(names), dict(zip(names, slugs, strict=True))
+    assert all(re.fullmatch(r"[0-9a-z_]+", s) for s in slugs) and "unknown" not in slugs
+    assert slug("Ann Lee") == "ann_lee" and slug("ann lee") == "ann_lee"  # case only: one gallery name
+    assert re.fullmatch(r"jose_[0-9a-f]{6}", slug("José")) and re.fullmatch(r"name_[0-9a-f]{6}", slug("王伟"))
+    assert slug("José") == slug("José")  # stable: a retained topic is found again by a later run
+    assert slug("door.mp4", "source", exact=False) == "door_mp4"
+    assert slug("10.0.0.5/live", "source", exact=False) == "10_0_0_5_live"
+    assert re.fullmatch(r"name_[0-9a-f]{6}", slug("玄関", "source", exact=False))
+    assert slug(None, "source", exact=False) == "source"
 
 
 def test_mqtt_topics_retained_state_and_discovery(broker, caplog):
@@ -71,15 +90,20 @@ def test_mqtt_topics_retained_state_and_discovery(broker, caplog):
         pub.publish(ev("identified", 2, "Bernard", 0.5))
         pub.publish(ev("lost", 2, "Bernard"))
         sub.wait_for(lambda m: m[0] == "fs/person/bernard/state" and m[1]["present"] is False)
+        pub.publish(ev("identified", 3, "王伟", 0.6))  # a name with no ASCII letters: its own topic
+        sub.wait_for(lambda m: m[0] == f"fs/person/{slug('王伟')}/state")
     events = [m for m in sub.msgs if m[0] == "fs/megamind_avi/event"]
-    assert [m[1]["kind"] for m in events] == ["appear", "identified", "appear", "identified", "lost"]
+    assert [m[1]["kind"] for m in events] == ["appear", "identified", "appear", "identified", "lost", "identified"]
     assert events[1][1]["person"] == "Roxanne" and events[1][1]["similarity"] == 0.7 and not events[1][2]
     rox = [m[1]["present"] for m in sub.msgs if m[0] == "fs/person/roxanne/state"]
     unk = [m[1]["present"] for m in sub.msgs if m[0] == "fs/person/unknown/state"]
-    assert rox == [True] and unk == [True, False]  # track 1: unknown, then identified as Roxanne
+    assert rox == [True] and unk == [True, False]  # track 1: unknown, then identified as Roxanne; not 王伟
     cfg = sub.wait_for(lambda m: m[0] == "homeassistant/binary_sensor/facescope_fs_roxanne/config")[0][1]
     assert cfg["state_topic"] == "fs/person/roxanne/state" and cfg["device_class"] == "presence"
-    assert sink.stats.sent == 5 and sink.stats.dropped == 0
+    assert cfg["name"] == "facescope Roxanne"
+    wang = sub.wait_for(lambda m: m[0] == f"homeassistant/binary_sensor/facescope_fs_{slug('王伟')}/config")[0][1]
+    assert wang["name"] == "facescope 王伟"  # the sensor is named as the gallery spells the name
+    assert sink.stats.sent == 6 and sink.stats.dropped == 0
     sub.close()
     # a late subscriber sees the retained state and discovery configs
     late = Subscriber(broker.port)

@@ -143,8 +143,8 @@ def run_multi(args: argparse.Namespace) -> int:
                 if out_dir is not None:
                     if name not in writers:
                         spec = runner.spec(name)
-                        writers[name] = open_writer(str(out_dir / f"{slug(name, 'source')}.avi"), r.frame.image.shape,
-                                                     native_fps(spec) or 25.0)
+                        path = out_dir / f"{slug(name, 'source', exact=False)}.avi"
+                        writers[name] = open_writer(str(path), r.frame.image.shape, native_fps(spec) or 25.0)
                         stack.callback(writers[name].release)
                     writers[name].write(draw_faces(r.frame.image, r.faces, keypoints=args.draw_keypoints,
                                                    landmarks=args.draw_landmarks))

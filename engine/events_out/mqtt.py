@@ -4,7 +4,8 @@ Topics, under the URL's path as prefix (``mqtt://user:pass@host:1883/facescope``
 ``facescope``):
 
 - ``<prefix>/<source>/event``: every event's payload (not retained);
-- ``<prefix>/person/<name|unknown>/state``: ``{"present": bool, ...}`` when a person's first track
+- ``<prefix>/person/<name|unknown>/state`` (``name`` slugged, one topic per person:
+  :func:`engine.events_out.payload.slug`): ``{"present": bool, ...}`` when a person's first track
   appears / is identified and when their last track is lost (retained with ``retain=True``, so a
   subscriber that connects later sees who is there);
 - with ``ha_discovery``: ``homeassistant/binary_sensor/facescope_<name>/config`` (retained, as Home
@@ -164,7 +165,8 @@ class MqttSink(QueueWorker):
         removal of what this sink keeps on the broker under their names -- the retained presence
         state (with ``retain``) and the Home Assistant sensor (with ``ha_discovery``; an empty
         retained config is how MQTT discovery removes an entity). Queued behind the events before
-        it; their tracks' later events count as unknown. Names sharing a topic slug share its fate."""
+        it; their tracks' later events count as unknown. Each name has its own topic
+        (:func:`engine.events_out.payload.slug`)."""
         people = sorted({slug(n) for n in names if n})
         if people:
             self.put({"erase": people})
@@ -173,10 +175,11 @@ class MqttSink(QueueWorker):
         cfg = self.config
         if "erase" in item:
             return self._erase(item["erase"])
-        ok = self._publish(f"{cfg.prefix}/{slug(item['source_name'], 'source')}/event", item, retain=False)
+        source = slug(item["source_name"], "source", exact=False)
+        ok = self._publish(f"{cfg.prefix}/{source}/event", item, retain=False)
         for person, present in self._presence_changes(item):
             if cfg.ha_discovery and person not in self._announced:
-                ok &= self._announce(person)
+                ok &= self._announce(person, (item["person"] if present else None) or person)
             state = {"present": present, "person": item["person"] if present else None, "source": item["source"],
                      "track_id": item["track_id"], "similarity": item["similarity"], "time": item["time"],
                      "epoch": item["epoch"], "crop_path": item["crop_path"]}
@@ -196,8 +199,10 @@ class MqttSink(QueueWorker):
             log.info("MQTT %s: retained topics of %d erased person(s) cleared", self.display, len(people))
         return ok
 
-    def _uid(self, person: str) -> str:
-        return f"facescope_{slug(self.config.prefix)}_{person}"
+    def _uid(self, person: str | None) -> str:
+        """facescope_<prefix> (the device), facescope_<prefix>_<person> (a person's sensor)."""
+        device = f"facescope_{slug(self.config.prefix, exact=False)}"
+        return device if person is None else f"{device}_{person}"
 
     def _state_topic(self, person: str) -> str:
         return f"{self.config.prefix}/person/{person}/state"
@@ -223,18 +228,19 @@ class MqttSink(QueueWorker):
             tracks.add(key)
         return changes
 
-    def _announce(self, person: str) -> bool:
-        """Home Assistant MQTT discovery: one presence binary sensor per person (retained config)."""
+    def _announce(self, person: str, display: str) -> bool:
+        """Home Assistant MQTT discovery: one presence binary sensor per person (retained config),
+        ``person`` the topic slug, ``display`` the name as the gallery spells it (the sensor's name)."""
         uid = self._uid(person)
         config = {
-            "name": f"facescope {person}",
+            "name": f"facescope {display}",
             "unique_id": uid,
             "object_id": uid,
             "state_topic": self._state_topic(person),
             "value_template": "{{ 'ON' if value_json.present else 'OFF' }}",
             "json_attributes_topic": self._state_topic(person),
             "device_class": "presence",
-            "device": {"identifiers": [f"facescope_{slug(self.config.prefix)}"], "name": "facescope",
+            "device": {"identifiers": [self._uid(None)], "name": "facescope",
                        "manufacturer": "facescope"},
         }
         ok = self._publish(f"{HA_PREFIX}/binary_sensor/{uid}/config", config, retain=True)

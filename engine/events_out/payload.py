@@ -1,19 +1,38 @@
 """The JSON payload every sink sends for one event (MQTT and webhooks alike)."""
 from __future__ import annotations
 
+import hashlib
 import re
 import time
+import unicodedata
 from pathlib import PurePath
 from urllib.parse import urlsplit
 
 from engine.events import iso_utc
 
 
-def slug(text: str | None, default: str = "unknown") -> str:
-    """A topic/id-safe form of a name: lowercase letters, digits and ``_`` (MQTT wildcards ``+ #``
-    and the level separator ``/`` must not come from a person's or a source's name)."""
-    s = re.sub(r"[^0-9a-z]+", "_", (text or "").lower()).strip("_")
-    return s or default
+def slug(text: str | None, default: str = "unknown", *, exact: bool = True) -> str:
+    """A topic/id-safe form of a name: lowercase ASCII letters, digits and ``_`` (MQTT wildcards
+    ``+ #`` and the level separator ``/`` must not come from a person's or a source's name);
+    ``default`` for None or an empty name.
+
+    ``exact`` (people): one slug per name. A name of plain letters, digits and single spaces reads as
+    itself (``"Roxanne Ritchi"`` -> ``roxanne_ritchi``); any other (accents, punctuation, another
+    script, or ``default`` itself) gets its letters folded to ASCII plus 6 hex digits of its hash, so
+    two people never share a topic: ``"José"`` -> ``jose_<hash>``, ``"Ann-Lee"`` -> ``ann_lee_<hash>``
+    (not Ann Lee's ``ann_lee``), ``"王伟"`` -> ``name_<hash>`` (not the unknown faces' topic).
+    Case is folded: names that differ only in case share a slug (a gallery's names are unique
+    regardless of case). ``exact=False`` (sources: file names and URLs, full of dots and slashes)
+    keeps the folded form as it is (``door.mp4`` -> ``door_mp4``) and adds the hash only when
+    nothing of it is left (a name in another script)."""
+    if not text or not text.strip():
+        return default
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    base = re.sub(r"[^0-9a-z]+", "_", folded).strip("_")
+    if base and (not exact or (base != default and base == text.lower().replace(" ", "_"))):
+        return base
+    digest = hashlib.blake2s(text.casefold().encode(), digest_size=3).hexdigest()
+    return f"{base or 'name'}_{digest}"
 
 
 def source_name(source: str) -> str:
