@@ -418,3 +418,22 @@ def test_idle_engine_sleeps_until_a_capture_has_a_frame(clips, recognizer):
     assert len(waits) == 30
     assert polls <= 3 * len(waits)  # a frame, then one sleep until the next (was ~8 polls a frame)
     assert np.median(waits[1:]) > 10.0  # 40 ms a frame at 25 fps, most of it spent waiting
+
+
+def test_detector_sizes_share_one_copy_per_size_and_refuse_a_recognizer_without_a_config(recognizer):
+    """Sources of the same ``det_size`` share one extra detector (real YuNet sessions); the shared size
+    is the shared recognizer itself; a recognizer not built from a config tree cannot be resized."""
+    import dataclasses
+
+    from engine.multi.detector_sizes import DetectorSizes
+
+    sizes = DetectorSizes(recognizer)
+    a, b = sizes.for_size((320, 192), "door"), sizes.for_size((320, 192), "hall")
+    assert a is b and a.detector is not recognizer.detector and a.embedder is recognizer.embedder
+    image = np.zeros((192, 320, 3), np.uint8)
+    assert len(a.detector(image)) == 0  # the copy's detector runs (nothing to find in black)
+    assert sizes.for_size(None) is recognizer
+    assert sizes.for_size(recognizer.config.detector.input_size) is recognizer
+    bare = DetectorSizes(dataclasses.replace(recognizer, config=None))
+    with pytest.raises(ValueError, match="det_size .* for door: .*cannot be resized"):
+        bare.for_size((320, 192), "door")

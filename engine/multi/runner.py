@@ -47,6 +47,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from engine.capture import Capture, CaptureConfig, CaptureState
+from engine.multi.detector_sizes import DetectorSizes
 from engine.multi.embedding import DeferredEmbedder
 from engine.multi.presets import (
     DECODE_THREADS,
@@ -97,7 +98,7 @@ class MultiSource(RoundLoop):
         self.capture_config = capture_config or CaptureConfig()
         self.frames_per_source = frames_per_source
         self._on_state = on_state
-        self._detectors: dict[tuple[int, int], Recognizer] = {}
+        self._detectors = DetectorSizes(recognizer)  # a source's own det_size: one more detector
         self._sources = [SourceState(s, n) for s, n in zip(sources, unique_names(sources), strict=True)]
         self._by_name = {s.name: s for s in self._sources}
         self._lock = threading.Lock()
@@ -115,7 +116,8 @@ class MultiSource(RoundLoop):
             defer_embedding = self.capture_config.realtime or any(s.spec.is_live for s in self._sources)
         self._deferred = DeferredEmbedder(recognizer.embedder.embed_tensor) if defer_embedding else None
         for s in self._sources:
-            s.pipeline = Pipeline(self._recognizer_for(s.settings), gallery_index, self.pipeline_config)
+            rec = self._detectors.for_size(s.settings.det_size, s.settings.label)
+            s.pipeline = Pipeline(rec, gallery_index, self.pipeline_config)
             s.pipeline.face_filter = face_filter(s.settings.roi, s.settings.min_face)
 
     # ---- set-up and control (any thread)
@@ -255,26 +257,6 @@ class MultiSource(RoundLoop):
             return self._by_name[name]
         except KeyError:
             raise KeyError(f"no source named {name!r}; sources: {', '.join(self._by_name)}") from None
-
-    def _recognizer_for(self, settings: SourceSettings) -> Recognizer:
-        """The shared recognizer, or a copy of it with another detector input size (landmark and
-        embedding models are the same objects)."""
-        size = settings.det_size
-        rec = self.recognizer
-        if size is None or (rec.config is not None and rec.config.detector.input_size == tuple(size)):
-            return rec
-        if rec.config is None:
-            raise ValueError(f"det_size {size} for {settings.label}: the shared recognizer was not built from a "
-                             "config tree (Recognizer.from_config), so its detector cannot be resized")
-        if tuple(size) not in self._detectors:
-            from engine.detectors.multiscale import detector_for
-
-            det_cfg = dataclasses.replace(rec.config.detector, input_size=tuple(size))
-            config = dataclasses.replace(rec.config, detector=det_cfg)
-            kwargs = {"weights": config.detector_weights} if config.detector_weights else {}
-            self._detectors[tuple(size)] = dataclasses.replace(
-                rec, detector=detector_for(det_cfg, config.runtime, **kwargs), config=config)
-        return self._detectors[tuple(size)]
 
     def _open(self, s: SourceState) -> None:
         cfg = self.capture_config
