@@ -116,6 +116,10 @@ def test_bench_pipeline_with_baseline(synthetic_clip, tmp_path):
     assert r["faces_per_frame"] >= 4 and r["embeddings_per_frame"] < r["faces_per_frame"]
     assert set(r["stages"]) >= {"detect", "track", "align", "embed", "match", "total"}
     assert r["ident_accuracy"] is not None and "ratio" in out
+    # the engine thread's CPU split by the gate's verdict: no model runs on a skipped frame
+    split = r["engine_thread_cpu_ms"]
+    assert split["detected_frames"] + split["skipped_frames"] == r["frames"] and split["skipped_frames"] > 0
+    assert 0 < split["skipped"] < split["detected"] and "a skipped one" in out
 
 
 def test_pipeline_survives_a_looping_file():

@@ -69,6 +69,37 @@ class CpuClock:
                 "cores_used": cpu / wall if wall > 0 else float("nan")}
 
 
+class FrameCpu:
+    """The engine thread's CPU per frame, split by the gate's verdict: a *skipped* frame runs no
+    model (the gate, following, the Kalman filters and the frame's records: the per-frame Python),
+    a *detected* one runs the detector (and landmarks and the embedder for the faces it embeds).
+    ``thread_time`` of the thread iterating ``Pipeline.run``: what its pool threads compute for a
+    multi-threaded model call is not in it (one ONNX Runtime thread: all of it is).
+
+    ``frame_done(detected, counted)`` when a frame's result arrives; ``resume()`` after the
+    caller's own bookkeeping, which is left out."""
+
+    def __init__(self) -> None:
+        self._mark = time.thread_time()
+        self._sum = {True: 0.0, False: 0.0}
+        self._n = {True: 0, False: 0}
+
+    def frame_done(self, detected: bool, counted: bool = True) -> None:
+        if counted:
+            self._sum[detected] += time.thread_time() - self._mark
+            self._n[detected] += 1
+
+    def resume(self) -> None:
+        self._mark = time.thread_time()
+
+    def summary(self) -> dict:
+        """{"detected": ms a frame, "skipped": ms a frame, "detected_frames": n, "skipped_frames": n}."""
+        def ms(k: bool) -> float | None:
+            return 1000.0 * self._sum[k] / self._n[k] if self._n[k] else None
+        return {"detected": ms(True), "skipped": ms(False), "detected_frames": self._n[True],
+                "skipped_frames": self._n[False]}
+
+
 def truth_metrics(log: FrameLog, truth: dict, min_visible: float = 0.5, small_px: float = 48.0,
                   min_face_px: float = 32.0, within_s: float = 1.0) -> dict:
     """Recall and naming-speed figures of ``log`` against a synthetic clip's ``truth`` (module doc).
@@ -212,6 +243,12 @@ def print_timing(r: dict) -> None:
               f"reasons {r['gate_reasons']}); CPU {r['cpu_ms_per_frame']:.1f} ms/frame, {r['cores_used']:.2f} cores "
               f"(fast pass) = {r.get('cores_at_native_fps', float('nan')):.2f} cores at the file's "
               f"{r.get('native_fps', float('nan')):g} fps")
+    split = r.get("engine_thread_cpu_ms") or {}
+    if split.get("skipped") is not None or split.get("detected") is not None:
+        def ms(v):
+            return "-" if v is None else f"{v:.1f} ms"
+        print(f"  engine thread CPU: {ms(split.get('detected'))} a detected frame ({split.get('detected_frames')}), "
+              f"{ms(split.get('skipped'))} a skipped one ({split.get('skipped_frames')}; no model runs on it)")
     if r.get("realtime_cores_used") is not None:
         print(f"  paced like a camera: {r['realtime_cores_used']:.2f} cores, "
               f"CPU {r['realtime_cpu_ms_per_frame']:.1f} ms per processed frame ({r['realtime_dropped']} dropped), "
