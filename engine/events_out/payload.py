@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from engine.events import iso_utc
 
+_PLAIN = re.compile(r"[0-9a-z]+( [0-9a-z]+)*")  # a name that reads as its slug (no "_": "Ann_Lee" is not "Ann Lee")
+
 
 def slug(text: str | None, default: str = "unknown", *, exact: bool = True) -> str:
     """A topic/id-safe form of a name: lowercase ASCII letters, digits and ``_`` (MQTT wildcards
@@ -29,7 +31,7 @@ def slug(text: str | None, default: str = "unknown", *, exact: bool = True) -> s
         return default
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     base = re.sub(r"[^0-9a-z]+", "_", folded).strip("_")
-    if base and (not exact or (base != default and base == text.lower().replace(" ", "_"))):
+    if base and (not exact or (base != default and _PLAIN.fullmatch(text.lower()))):
         return base
     digest = hashlib.blake2s(text.casefold().encode(), digest_size=3).hexdigest()
     return f"{base or 'name'}_{digest}"
