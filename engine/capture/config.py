@@ -21,6 +21,12 @@ class CaptureState(str, Enum):
 FINAL_STATES = (CaptureState.ENDED, CaptureState.FAILED)
 
 
+def check_decode_threads(value) -> None:
+    """ValueError unless ``value`` is a decoder thread count: an int in [0, 64] (0: FFmpeg's choice)."""
+    check(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 64,
+          f"decode_threads must be an int in [0, 64], got {value!r}")
+
+
 @dataclass(frozen=True)
 class CaptureConfig:
     """Capture settings; times in seconds.
@@ -64,9 +70,7 @@ class CaptureConfig:
                f"max_reconnect_s must be >= 0 or None, got {self.max_reconnect_s}")
         check(self.max_frames is None or self.max_frames >= 1,
               f"max_frames must be >= 1 or None, got {self.max_frames}")
-        check(isinstance(self.decode_threads, int) and not isinstance(self.decode_threads, bool)
-              and 0 <= self.decode_threads <= 64,
-              f"decode_threads must be an int in [0, 64], got {self.decode_threads!r}")
+        check_decode_threads(self.decode_threads)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.capture.config import check_decode_threads
 from engine.capture.source import mask_url
 from engine.capture.webcams import WebcamSettings
 from engine.multi.roi import Roi
@@ -86,9 +87,8 @@ class SourceSettings:
             check(len(self.det_size) == 2 and all(int(v) == v and 32 <= v <= 4096 for v in self.det_size),
                   f"det_size must be two integers in [32, 4096], got {self.det_size}")
         check(self.min_face >= 0, f"min_face must be >= 0, got {self.min_face}")
-        check(self.decode_threads is None or (isinstance(self.decode_threads, int) and not isinstance(
-            self.decode_threads, bool) and 0 <= self.decode_threads <= 64),
-            f"decode_threads must be an integer in [0, 64], got {self.decode_threads!r}")
+        if self.decode_threads is not None:
+            check_decode_threads(self.decode_threads)
 
     @property
     def label(self) -> str:

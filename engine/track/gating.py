@@ -142,7 +142,7 @@ class DetectorGate:
         if reason is None and waiting:
             reason = "waiting"
         frames_bound, s_bound = cfg.max_skip_frames, cfg.max_skip_s
-        if self._hidden_face(tracker, image.shape[:2]):  # a face just lost in the picture may be back
+        if reason is None and self._hidden_face(tracker, image.shape[:2]):  # a face lost in the picture may be back
             frames_bound, s_bound = frames_bound // 4, s_bound / 4
         if reason is None and (self._skipped >= frames_bound or clock - self._last_detect >= s_bound - 1e-9):
             reason = "periodic"

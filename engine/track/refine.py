@@ -90,19 +90,19 @@ class TemplateRefiner:
 
     def correct(self, grey: np.ndarray, shape: tuple[int, int], tracker: Tracker) -> tuple[list[int], list[int]]:
         """Correct the tracked faces' predicted positions on this skipped frame (after
-        ``tracker.predict_only``). Returns (ids of the tracked faces followed, ids of those whose
+        ``tracker.advance``). Returns (ids of the tracked faces followed, ids of those whose
         template found no trusted match); faces without a template (too small, at the frame's
         edge) are in neither."""
         cfg = self.config
         sy, sx = grey.shape[0] / shape[0], grey.shape[1] / shape[1]
         ids, centres, lost = [], [], []
         tracked = [t for t in tracker.tracks if t.state is TrackState.TRACKED]
-        crossing = overlapping([t.box for t in tracked])
-        for t, close in zip(tracked, crossing, strict=True):
+        boxes = [t.box for t in tracked]
+        crossing = overlapping(boxes)
+        for t, (x1, y1, x2, y2), close in zip(tracked, boxes, crossing, strict=True):
             tpl = self._templates.get(t.track_id)
             if tpl is None:
                 continue  # too small or cut at the last detection: the gate's prediction rules judge it
-            x1, y1, x2, y2 = t.box
             if close or x1 < 0 or y1 < 0 or x2 > shape[1] or y2 > shape[0]:
                 # two faces crossing (a template may lock onto the other face), or a face leaving
                 # the picture (part of it is gone): the detector decides
