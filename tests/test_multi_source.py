@@ -223,6 +223,14 @@ def test_roi_geometry_and_settings_file(tmp_path):
     with pytest.raises(ValueError, match="unique"):
         unique_names([SourceSettings("a.mp4", name="x"), SourceSettings("b.mp4", name="x")])
     assert unique_names([SourceSettings("/a/clip.mp4"), SourceSettings("/b/clip.mp4")]) == ["clip.mp4", "clip.mp4-2"]
+    # Names are topics and file names too (slug): differing only in case or punctuation is refused...
+    with pytest.raises(ValueError, match="'Front door' / 'front-door'"):
+        unique_names([SourceSettings("a.mp4", name="Front door"), SourceSettings("b.mp4", name="front-door")])
+    # ... and a derived name steps past a given one it would share a topic with.
+    assert unique_names([SourceSettings("a.mp4", name="door_mp4"), SourceSettings("/x/door.mp4")]) == [
+        "door_mp4", "door.mp4-2"]
+    assert unique_names([SourceSettings("rtsp://u:p@10.0.0.5/live"), SourceSettings("rtsp://10.0.0.6/live")]) == [
+        "10.0.0.5/live", "10.0.0.6/live"]
 
 
 def test_failing_source_does_not_stop_the_others(clips, recognizer, tmp_path):
@@ -384,14 +392,19 @@ def test_published_payload_names_the_events_source():
             return None
 
     sink = Collect()
-    pub = Publisher([sink], "several")
+    pub = Publisher([sink], None)  # several sources: each event names its own
     ev = {"kind": "identified", "track_id": 3, "frame": 7, "t": 1.0, "media_s": 0.28, "name": "Ada",
           "similarity": 0.61, "source": "door", "epoch": 1796549798.78}
     pub.publish(ev)
     pub.publish({**ev, "source": "hall"})
-    pub.publish({k: v for k, v in ev.items() if k != "source"})  # single-source events: the publisher's source
-    assert [(p["source"], p["source_name"]) for p in sink.items] == [("door", "door"), ("hall", "hall"),
-                                                                      ("several", "several")]
+    # Derived names of two cameras with the same path on two hosts stay whole: two topics, not one "live".
+    pub.publish({**ev, "source": "10.0.0.5/live"})
+    pub.publish({**ev, "source": "10.0.0.6/live"})
+    assert [(p["source"], p["source_name"]) for p in sink.items] == [
+        ("door", "door"), ("hall", "hall"), ("10.0.0.5/live", "10.0.0.5/live"), ("10.0.0.6/live", "10.0.0.6/live")]
+    single = Publisher([sink], "rtsp://u:***@10.0.0.5:554/live")  # one source: its short form
+    single.publish({k: v for k, v in ev.items() if k != "source"})
+    assert sink.items[-1]["source_name"] == "10.0.0.5/live"
     assert sink.items[0]["time"].startswith("2026-12-06T")
 
 

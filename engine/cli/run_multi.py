@@ -103,7 +103,7 @@ def run_multi(args: argparse.Namespace) -> int:
                                                  CaptureConfig(realtime=args.realtime), args.frames or None,
                                                  on_state=_say_state))
         events = stack.enter_context(open_events_file(args.events)) if args.events else None
-        publisher = stack.enter_context(open_publisher(args, "several"))  # each event names its own source
+        publisher = stack.enter_context(open_publisher(args, None))  # each event names its own source
         log = MultiEventLog()
         collectors = {}
         if gallery is not None and not args.no_sightings:

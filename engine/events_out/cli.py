@@ -24,9 +24,10 @@ def add_event_args(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def open_publisher(args: argparse.Namespace, source: str, drain_s: float = 5.0):
+def open_publisher(args: argparse.Namespace, source: str | None, drain_s: float = 5.0):
     """A started :class:`~engine.events_out.Publisher` for the options given, or None when there is
-    none; on exit the sinks get ``drain_s`` seconds to deliver what is queued, and one line per sink
+    none (``source``: the masked source of a single-source run; None when each event names its own:
+    several sources); on exit the sinks get ``drain_s`` seconds to deliver what is queued, and one line per sink
     says what was sent and dropped (destinations masked)."""
     from engine.errors import FacescopeError
 

@@ -49,12 +49,15 @@ def source_name(source: str) -> str:
     return PurePath(source).name or source
 
 
-def event_payload(event: dict, source: str, now: float | None = None) -> dict:
+def event_payload(event: dict, source: str, now: float | None = None, name: str | None = None) -> dict:
     """``event``: an ``engine.events.Event.to_json()`` dict (``kind``, ``track_id``, ``name``,
     ``similarity``, ``frame``, ``media_s``; optional ``epoch`` wall-clock seconds and ``crop`` /
     ``crop_path``). ``source`` must already be masked (``SourceSpec.display``). Wall-clock time is the
     event's own ``epoch`` when it has one, else ``now`` (default: the time of this call, made on the
-    pipeline thread as the event happens). ``person`` is None for an unknown face."""
+    pipeline thread as the event happens). ``person`` is None for an unknown face. ``name``: the
+    source's short name when it has one (several sources: the unique name given or derived by
+    :func:`engine.multi.unique_names`, kept whole -- ``10.0.0.5/live`` and ``10.0.0.6/live`` are two
+    cameras), else ``source_name`` is :func:`source_name` of ``source``."""
     epoch = event.get("epoch")
     if epoch is None:
         epoch = time.time() if now is None else now
@@ -62,7 +65,7 @@ def event_payload(event: dict, source: str, now: float | None = None) -> dict:
     return {
         "kind": event["kind"],
         "source": source,
-        "source_name": source_name(source),
+        "source_name": name or source_name(source),
         "track_id": int(event["track_id"]),
         "person": event.get("name"),
         "similarity": None if sim is None else round(float(sim), 4),

@@ -27,9 +27,9 @@ class Publisher:
     clock) and hands it to every sink; it never blocks on a sink. Use as a context manager: leaving
     it closes the sinks, each given ``drain_s`` seconds to send what is queued."""
 
-    def __init__(self, sinks: list, source: str, drain_s: float = 5.0) -> None:
+    def __init__(self, sinks: list, source: str | None, drain_s: float = 5.0) -> None:
         self.sinks = list(sinks)
-        self.source = source  # already masked (SourceSpec.display)
+        self.source = source  # already masked (SourceSpec.display); None: each event names its own source
         self.drain_s = drain_s
 
     def __enter__(self) -> Publisher:
@@ -41,7 +41,10 @@ class Publisher:
         self.close()
 
     def publish(self, event: dict) -> dict:
-        payload = event_payload(event, event.get("source", self.source))  # several sources: the event names its own
+        if self.source is None:  # several sources: the event carries its source's unique name, kept whole
+            payload = event_payload(event, event["source"], name=event["source"])
+        else:
+            payload = event_payload(event, self.source)
         for s in self.sinks:
             s.put(payload)
         return payload

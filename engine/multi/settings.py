@@ -115,19 +115,34 @@ def default_name(source: str) -> str:
 
 def unique_names(settings: list[SourceSettings]) -> list[str]:
     """The names of ``settings`` in order: given names must be unique (ValueError otherwise);
-    derived ones that collide get ``-2``, ``-3``... (two ``clip.mp4`` in different folders)."""
+    derived ones that collide get ``-2``, ``-3``... (two ``clip.mp4`` in different folders).
+
+    Unique also as topics and file names: a source's MQTT topic and ``--out`` video are named by
+    ``slug(name)`` (lowercase letters, digits and ``_``), so two given names that differ only in case or
+    punctuation ("Front door", "front-door") are refused too, and a derived name is bumped past them."""
+    from engine.events_out.payload import slug
+
+    def key(name: str) -> str:
+        return slug(name, "source", exact=False)
+
     given = [s.name for s in settings if s.name]
     dup = {n for n in given if given.count(n) > 1}
     check(not dup, f"source names must be unique, repeated: {sorted(dup)}")
-    taken, out = set(given), []
+    by_key: dict[str, list[str]] = {}
+    for n in given:
+        by_key.setdefault(key(n), []).append(n)
+    clash = sorted(" / ".join(repr(n) for n in names) for names in by_key.values() if len(names) > 1)
+    check(not clash, "source names must differ in letters or digits, not only in case or punctuation "
+                     f"(each source has its own MQTT topic and output file): {'; '.join(clash)}")
+    taken, out = set(by_key), []
     for s in settings:
         name = s.name
         if not name:
             base = name = s.label
             k = 2
-            while name in taken:
+            while key(name) in taken:
                 name, k = f"{base}-{k}", k + 1
-        taken.add(name)
+        taken.add(key(name))
         out.append(name)
     return out
 
