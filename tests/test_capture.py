@@ -483,3 +483,45 @@ def test_open_capture_one_shot_reader():
         bad = Path(__file__)  # exists, but is no video
         open_capture(parse_source(str(bad)))
     assert_no_capture_threads()
+
+
+def _phone_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> None:
+    """An MP4 as phones write a portrait video: each picture stored turned 90 degrees, plus a
+    rotation in its track header ('tkhd' matrix) that players apply. OpenCV writes the file; the
+    matrix is set in place (the pixels are what the camera sensor saw)."""
+    import struct
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (h, w))
+    for f in frames:
+        writer.write(cv2.rotate(f, cv2.ROTATE_90_COUNTERCLOCKWISE))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0, "no track header written"
+    matrix = at + 4 + 4 + (32 if data[at + 4] == 1 else 20) + 16  # past version/flags, times, ids, layer, volume
+    assert struct.unpack(">9i", data[matrix:matrix + 36]) == (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)  # identity
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)  # turn 90 degrees
+    path.write_bytes(bytes(data))
+
+
+def test_phone_video_with_rotation_in_its_header_is_read_upright(tmp_path):
+    """A portrait phone video is stored sideways with a rotation flag: frames come out upright (as
+    a player shows them), so faces are not lying on their side for the detector."""
+    cap = cv2.VideoCapture(str(DEMO))
+    frames = [cap.read()[1] for _ in range(60)][50:]  # frames with faces in them
+    cap.release()
+    path = tmp_path / "phone.mp4"
+    _phone_video(path, frames)
+    reader = open_reader(parse_source(str(path)), 5.0, 5.0)
+    try:
+        got = [reader.read()[0] for _ in range(len(frames))]
+    finally:
+        reader.release()
+    for want, image in zip(frames, got, strict=True):
+        assert image.shape == want.shape  # (528, 720, 3): upright, not (720, 528)
+        assert np.abs(image.astype(np.int16) - want).mean() < 4.0  # the same picture, give or take MPEG-4 loss
+    sideways = cv2.rotate(frames[0], cv2.ROTATE_90_COUNTERCLOCKWISE)
+    with Capture(str(path), FAST) as live:  # and the capture thread delivers them so
+        f = live.read(5.0)
+    assert f is not None and f.image.shape == frames[0].shape and sideways.shape != f.image.shape
