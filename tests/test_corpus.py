@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.bench import corpus_run
+from engine.bench import corpus_report, corpus_run
 from engine.bench.corpus_make import FACE_IMAGE, make_corpus
 from engine.errors import ImageError
 from engine.imageio import read_image
@@ -105,7 +105,7 @@ def test_judge_fails_tracebacks_noise_and_changes(corpus):
 def _check(results, expected_cases: set | None = None) -> dict:
     failed = [(r.input, r.command, r.rc, r.message, r.traceback, r.gallery_changed) for r in results if not r.passed]
     assert failed == []
-    s = corpus_run.summary(results)
+    s = corpus_report.summary(results)
     assert s["tracebacks"] == 0 and s["gallery_changed_on_failure"] == 0
     # not even SQLite's empty -wal/-shm beside a gallery a refused command looked at (e.g. a newer schema's)
     assert [(r.input, r.command, r.side_files) for r in results if r.expected == "error" and r.side_files] == []
@@ -121,7 +121,7 @@ def test_quick_corpus(tmp_path, shared):
     results = corpus_run.run_corpus(tmp_path / "corpus", shared, resources_dir(), quick=True, gui=HAS_GUI)
     expected = corpus_run.QUICK if HAS_GUI else {c for c in corpus_run.QUICK if not c[1].startswith("gui")}
     _check(results, expected)
-    md = corpus_run.markdown(results, "facescope bench corpus --quick")
+    md = corpus_report.markdown(results, "facescope bench corpus --quick")
     assert "| `truncated.jpg` |" in md and "FAIL" not in md
 
 

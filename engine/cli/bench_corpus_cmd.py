@@ -28,7 +28,8 @@ def register(bench: argparse._SubParsersAction) -> None:
 
 
 def run_corpus_cmd(args: argparse.Namespace) -> int:
-    from engine.bench.corpus_run import markdown, run_corpus, summary, to_json
+    from engine.bench.corpus_report import markdown, summary, to_json
+    from engine.bench.corpus_run import run_corpus
     from engine.resources import resources_dir
 
     if args.jobs < 1:
