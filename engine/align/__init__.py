@@ -10,7 +10,8 @@ from __future__ import annotations
 from .similarity import estimate_transforms, umeyama
 from .template import ARCFACE_TEMPLATE_112, scaled_template
 from .tensor import crops_to_tensor
-from .warp import warp_crops, warp_reference, warp_to_tensor
+from .warp import warp_crops, warp_to_tensor
+from .warp_reference import warp_reference
 
 __all__ = [
     "ARCFACE_TEMPLATE_112",
