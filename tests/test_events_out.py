@@ -149,6 +149,23 @@ def test_mqtt_erase_takes_back_the_retained_state_and_sensor_of_an_erased_person
     assert "Roxanne" not in caplog.text and PASSWORD not in caplog.text
 
 
+def test_mqtt_several_sources_each_on_their_own_topic(broker):
+    """Several sources (``facescope run --source A --source B``): each event names its source, and two
+    cameras whose derived names differ only by host (``10.0.0.5/live``, ``10.0.0.6/live``) publish on
+    two topics, not one ``live``."""
+    sub = Subscriber(broker.port)
+    sink = make_mqtt(broker.url())
+    with Publisher([sink], None) as pub:
+        pub.publish({**ev("appear", 1), "source": "10.0.0.5/live"})
+        pub.publish({**ev("appear", 1), "source": "10.0.0.6/live"})
+        pub.publish({**ev("appear", 2), "source": "door"})
+        sub.wait_for(lambda m: m[0] == "fs/door/event")
+    events = {m[0]: m[1]["source"] for m in sub.msgs if m[0].endswith("/event")}
+    assert events == {"fs/10_0_0_5_live/event": "10.0.0.5/live", "fs/10_0_0_6_live/event": "10.0.0.6/live",
+                      "fs/door/event": "door"}
+    sub.close()
+
+
 def test_mqtt_broker_goes_away_and_comes_back(broker, caplog):
     caplog.set_level(logging.DEBUG)
     sink = make_mqtt(broker.url())
