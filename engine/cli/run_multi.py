@@ -80,7 +80,7 @@ def run_multi(args: argparse.Namespace) -> int:
     from engine.cli.gate_args import gate_config
     from engine.draw import draw_faces
     from engine.events_out.cli import open_publisher
-    from engine.events_out.payload import slug
+    from engine.events_out.payload import source_slug
     from engine.gallery.watch import GalleryWatch
     from engine.multi import MultiEventLog, MultiSource, multi_pipeline_config
     from engine.sightings import SightingCollector, SightingConfig
@@ -143,7 +143,7 @@ def run_multi(args: argparse.Namespace) -> int:
                 if out_dir is not None:
                     if name not in writers:
                         spec = runner.spec(name)
-                        path = out_dir / f"{slug(name, 'source', exact=False)}.avi"
+                        path = out_dir / f"{source_slug(name)}.avi"
                         writers[name] = open_writer(str(path), r.frame.image.shape, native_fps(spec) or 25.0)
                         stack.callback(writers[name].release)
                     writers[name].write(draw_faces(r.frame.image, r.faces, keypoints=args.draw_keypoints,

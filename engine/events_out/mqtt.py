@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from engine.capture.source import mask_url, redact
 from engine.errors import FacescopeError
-from engine.events_out.payload import slug
+from engine.events_out.payload import slug, source_slug
 from engine.events_out.worker import QueueWorker
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class MqttSink(QueueWorker):
         cfg = self.config
         if "erase" in item:
             return self._erase(item["erase"])
-        source = slug(item["source_name"], "source", exact=False)
+        source = source_slug(item["source_name"])
         ok = self._publish(f"{cfg.prefix}/{source}/event", item, retain=False)
         for person, present in self._presence_changes(item):
             if cfg.ha_discovery and person not in self._announced:

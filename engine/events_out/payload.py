@@ -37,6 +37,13 @@ def slug(text: str | None, default: str = "unknown", *, exact: bool = True) -> s
     return f"{base or 'name'}_{digest}"
 
 
+def source_slug(name: str | None) -> str:
+    """A source's part of its MQTT event topic and its ``--out`` video's file name: ``slug`` of its
+    name kept readable (``door.mp4`` -> ``door_mp4``); :func:`engine.multi.unique_names` keeps these
+    unique across the sources of one run."""
+    return slug(name, "source", exact=False)
+
+
 def source_name(source: str) -> str:
     """A short name for a (masked) source, for topics: a URL's host and path (no user, no query), a
     file's or folder's last part, a webcam's index: ``rtsp://cam:***@10.0.0.5/live`` -> ``10.0.0.5/live``,

@@ -120,10 +120,7 @@ def unique_names(settings: list[SourceSettings]) -> list[str]:
     Unique also as topics and file names: a source's MQTT topic and ``--out`` video are named by
     ``slug(name)`` (lowercase letters, digits and ``_``), so two given names that differ only in case or
     punctuation ("Front door", "front-door") are refused too, and a derived name is bumped past them."""
-    from engine.events_out.payload import slug
-
-    def key(name: str) -> str:
-        return slug(name, "source", exact=False)
+    from engine.events_out.payload import source_slug as key
 
     given = [s.name for s in settings if s.name]
     dup = {n for n in given if given.count(n) > 1}
