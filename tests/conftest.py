@@ -18,6 +18,17 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_model_cache(tmp_path_factory):
+    """Prepared models (engine.models.prepare) go to a folder of this test session, never the user's
+    cache: tests export models of their own, with new weights each run, and their prepared copies
+    piled up there (~14 MB a run). Preparing the shipped ones again costs ~1.5 s a session."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FACESCOPE_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
     return shared_path("data", "lfw")

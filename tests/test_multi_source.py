@@ -323,9 +323,9 @@ def test_engine_thread_and_per_source_detector_size(clips, recognizer, monkeypat
 
     decoders: list[int] = []
 
-    def spy(spec, open_s, read_s, webcam, decode_threads):  # the real reader; its decoder threads noted
-        decoders.append(decode_threads)  # (that they reach FFmpeg: tests/test_capture.py)
-        return open_reader(spec, open_s, read_s, webcam, decode_threads)
+    def spy(spec, open_s, read_s, webcam, decode_threads, jpeg_packets):  # the real reader; its decoder threads
+        decoders.append(decode_threads)  # noted (that they reach FFmpeg: tests/test_capture.py)
+        return open_reader(spec, open_s, read_s, webcam, decode_threads, jpeg_packets)
 
     monkeypatch.setattr(capture_mod, "open_reader", spy)
     src = str(clips[0].path)

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from engine.capture.jpeg_packets import JpegPackets, is_mjpeg
 from engine.capture.source import SourceError, SourceSpec, list_images, parse_source, redact
 from engine.errors import ImageError
 from engine.imageio import read_image
@@ -41,14 +42,19 @@ class SourceReader:
 class CvReader(SourceReader):
     """A cv2.VideoCapture (webcam, URL, file). pts_s only for files."""
 
-    def __init__(self, cap: cv2.VideoCapture, spec: SourceSpec):
+    def __init__(self, cap: cv2.VideoCapture, spec: SourceSpec, packets: JpegPackets | None = None):
         self._cap, self._file = cap, spec.kind == "file"
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if 0.5 <= fps <= 1000 else None  # 0 = unknown; some streams report 90000
         self._last_pts: float | None = None
+        self.packets = packets  # an MJPEG source decoded by libjpeg-turbo (engine.capture.jpeg_packets)
 
     def read(self) -> RawFrame | None:
-        ok, image = self._cap.read()
+        if self.packets is not None:
+            image = self.packets.read()
+            ok = image is not None
+        else:
+            ok, image = self._cap.read()
         t = time.perf_counter()
         if not ok or image is None or image.size == 0:
             return None
@@ -90,39 +96,62 @@ class FolderReader(SourceReader):
 
 
 def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, webcam=None,
-                decode_threads: int = 0) -> SourceReader:
+                decode_threads: int = 0, jpeg_packets: bool = True) -> SourceReader:
     """Open ``spec``; blocks as long as the backend does (bounded by FFmpeg timeouts for URLs
     only). Raises SourceError saying why it failed. Prefer :func:`open_capture` (bounded).
     ``webcam``: :class:`~engine.capture.webcams.WebcamSettings` for a webcam (mode, format, backend);
     ``decode_threads``: decoder threads of a file or URL (0: the backend's choice; see
-    :class:`~engine.capture.config.CaptureConfig`)."""
+    :class:`~engine.capture.config.CaptureConfig`); ``jpeg_packets``: an MJPEG file or URL is
+    decoded by libjpeg-turbo from FFmpeg's packets (:mod:`engine.capture.jpeg_packets`)."""
     if spec.kind == "folder":
         try:
             return FolderReader(spec)
         except OSError as e:  # e.g. the folder vanished since parse_source
             raise SourceError(f"cannot list folder {spec.display}: {e.strerror or e}") from None
+    if spec.kind == "webcam":  # not every camera backend accepts timeout params (they would refuse to open)
+        from engine.capture.webcams import open_webcam
+
+        try:
+            cap, negotiated = open_webcam(spec.value, webcam, display=spec.display)  # mode, format, OS backend
+        except cv2.error as e:
+            raise _open_error(spec, e) from None
+        reader = CvReader(cap, spec)
+        reader.negotiated = negotiated  # what the camera gave (Capture.negotiated)
+        return reader
+    cap = _open_video(spec, open_timeout_s, read_timeout_s, decode_threads)
+    if jpeg_packets and is_mjpeg(cap):
+        packets = JpegPackets(cap)
+        if packets.start():
+            return CvReader(cap, spec, packets)
+        # not JPEG packets of the stream's size: the capture read one in raw mode, start again
+        log.info("%s: MJPEG packets not decodable as single JPEG frames, FFmpeg decodes them", spec.display)
+        cap.release()
+        cap = _open_video(spec, open_timeout_s, read_timeout_s, decode_threads)
+    return CvReader(cap, spec)
+
+
+def _open_video(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float,
+                decode_threads: int) -> cv2.VideoCapture:
+    """An opened cv2.VideoCapture of a file or URL, or SourceError."""
     try:
         if spec.kind == "url":
             # Applied by OpenCV's FFmpeg interrupt callback to open and to every read.
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]
             cap = cv2.VideoCapture(spec.value, cv2.CAP_FFMPEG, params + _threads(decode_threads))
-        elif spec.kind == "webcam":  # not every camera backend accepts timeout params (they would refuse to open)
-            from engine.capture.webcams import open_webcam
-
-            cap, negotiated = open_webcam(spec.value, webcam, display=spec.display)  # mode, format, OS backend
-            reader = CvReader(cap, spec)
-            reader.negotiated = negotiated  # what the camera gave (Capture.negotiated)
-            return reader
         else:
             cap = cv2.VideoCapture(spec.value, cv2.CAP_ANY, _threads(decode_threads))
     except cv2.error as e:
-        detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise SourceError(f"cannot open {spec.display}: {redact(detail, str(spec.value))}") from None
+        raise _open_error(spec, e) from None
     if not cap.isOpened():
         cap.release()
         raise SourceError(_why_not_opened(spec, open_timeout_s))
-    return CvReader(cap, spec)
+    return cap
+
+
+def _open_error(spec: SourceSpec, e: cv2.error) -> SourceError:
+    detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+    return SourceError(f"cannot open {spec.display}: {redact(detail, str(spec.value))}")
 
 
 def _threads(decode_threads: int) -> list[int]:
