@@ -46,8 +46,9 @@ class CaptureConfig:
     rate at a cost: 1280x720 25 fps decoded here in 2.9 ms of CPU a frame on two threads against
     2.2 ms on one (MJPG), 4.1 against 3.4 ms (H.264), and one frame of latency per extra thread.
     Several sources run side by side on the cores anyway: :mod:`engine.multi.presets` uses one.
-    jpeg_packets: decode an MJPEG file or URL with libjpeg-turbo from FFmpeg's packets (2.0 against
-    2.8 ms of CPU a 1280x720 frame; :mod:`engine.capture.jpeg_packets`); False lets FFmpeg decode.
+    jpeg_packets: decode an MJPEG file or URL with libjpeg-turbo from FFmpeg's packets (2.3 against
+    2.7 ms of CPU a 1280x720 frame with four sources; :mod:`engine.capture.jpeg_packets`); False lets
+    FFmpeg decode.
     """
 
     realtime: bool = True

@@ -1,13 +1,16 @@
 """MJPEG files and streams decoded by libjpeg-turbo from FFmpeg's packets.
 
 An MJPEG video (AVI recordings, many IP cameras' HTTP/RTSP MJPEG mode) is a sequence of whole JPEG
-images. Through OpenCV's FFmpeg backend each is decoded by FFmpeg's mjpeg decoder to full-range
-YUV and then converted to BGR by swscale, on a generic path: 2.8 ms of CPU a 1280x720 frame
-here. Asked for the raw packets instead (``CAP_PROP_FORMAT = -1``: FFmpeg still demuxes, but
-does not decode), the same JPEG goes through OpenCV's libjpeg-turbo, whose SIMD decoder converts
-colour as it upsamples: 2.0 ms (c1.avi, 300 frames, one thread, both measured in the same run).
-At 25 fps that is 0.02 of a core a source, about a tenth of what a source costs in all. The
-two decoders' pictures differ by 0.9 grey levels on average (how chroma is upsampled).
+images. Through OpenCV's FFmpeg backend each is decoded by FFmpeg's mjpeg decoder to YUV planes,
+converted to BGR by swscale and copied into the returned array. Asked for the raw packets instead
+(``CAP_PROP_FORMAT = -1``: FFmpeg still demuxes, but does not decode), the same JPEG goes through
+OpenCV's libjpeg-turbo, which writes the BGR frame in one pass as it upsamples. In the
+several-cameras benchmark (four 1280x720 25 fps MJPEG sources, runs alternating with FFmpeg
+decoding) the capture threads spent 2.3 instead of 2.7-2.8 ms of CPU a frame: 0.06 instead of
+0.07 of a core a source. Timed alone, frame after frame, the two decoders are within each other's
+noise (2.0-2.7 ms, depending on what ran just before): the saving shows where the caches are
+shared with other sources and the models, presumably from the fewer passes over each frame.
+The two decoders' pictures differ by 0.9 grey levels on average (how chroma is upsampled).
 
 Only sources FFmpeg calls MJPEG qualify, and only without a rotation in the container (OpenCV
 applies that to decoded frames, not to packets; EXIF orientation inside a frame is ignored,
@@ -15,7 +18,7 @@ as FFmpeg does). Raw mode cannot be undone on an open capture, so the first pack
 it must decode to a frame of the stream's size, else the caller reopens the source and lets
 FFmpeg decode (an interlaced MJPEG, for one, holds two half-height fields per packet). A later
 packet that is not a decodable JPEG is skipped, as FFmpeg's decoder skips it.
-Webcams never come here: OpenCV's camera backends decode MJPEG with libjpeg-turbo already.
+Webcams never come here: OpenCV's camera backends decode MJPEG themselves (V4L2 with libjpeg-turbo).
 """
 from __future__ import annotations
 
