@@ -1,4 +1,4 @@
-"""A minimal RTSP server for the capture tests: streams a video file as H.264 over RTSP.
+"""A minimal RTSP server for the capture tests: streams a video file as H.264 (or MJPEG) over RTSP.
 
 Run with a Python that has GStreamer's introspection bindings (Debian: /usr/bin/python3 with
 python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-{base,good,ugly} (avi, rtp, x264)
@@ -6,7 +6,8 @@ and gstreamer1.0-libav (the clip's MPEG-4 decoder)):
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 --file resources/demo/megamind.avi
 
-serves rtsp://127.0.0.1:8554/demo and prints ``READY <port>`` once it listens. Every client gets
+serves rtsp://127.0.0.1:8554/demo and prints ``READY <port>`` once it listens (``--codec mjpeg``: RTP/JPEG,
+as an IP camera's MJPEG mode sends it). Every client gets
 its own pipeline from the start of the file, paced in real time (RTP timestamps drive the sink).
 Exit code 3 and a message on stderr when the bindings or an element are missing.
 """
@@ -16,13 +17,17 @@ import argparse
 import signal
 import sys
 
-ELEMENTS = ("filesrc", "decodebin", "videoconvert", "x264enc", "rtph264pay")
+# per codec: the encoder, then the RTP payloader (key-int-max: an H.264 keyframe every 0.5 s, so that a
+# (re)connecting client can decode within half a second)
+CODECS = {"h264": ("x264enc tune=zerolatency speed-preset=ultrafast key-int-max=12 bitrate=2000",
+                   "rtph264pay name=pay0 pt=96 config-interval=1"),
+          "mjpeg": ("jpegenc quality=85", "rtpjpegpay name=pay0 pt=26")}
 
 
-def _can_encode(Gst, location: str) -> bool:
+def _can_encode(Gst, location: str, encoder: str) -> bool:
     """Preroll the file through decoder and encoder once, so that a missing codec is reported
     here (exit 3) rather than as a stream that never delivers a frame."""
-    check = Gst.parse_launch(f'filesrc location="{location}" ! decodebin ! videoconvert ! x264enc ! fakesink')
+    check = Gst.parse_launch(f'filesrc location="{location}" ! decodebin ! videoconvert ! {encoder} ! fakesink')
     check.set_state(Gst.State.PAUSED)
     msg = check.get_bus().timed_pop_filtered(10 * Gst.SECOND, Gst.MessageType.ASYNC_DONE | Gst.MessageType.ERROR)
     check.set_state(Gst.State.NULL)
@@ -38,6 +43,7 @@ def main() -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--file", required=True)
     ap.add_argument("--path", default="/demo")
+    ap.add_argument("--codec", choices=sorted(CODECS), default="h264")
     args = ap.parse_args()
     try:
         import gi
@@ -48,17 +54,17 @@ def main() -> int:
         print(f"MISSING GStreamer RTSP server bindings: {e}", file=sys.stderr, flush=True)
         return 3
     Gst.init(None)
-    missing = [name for name in ELEMENTS if Gst.ElementFactory.find(name) is None]
+    encoder, payloader = CODECS[args.codec]
+    elements = ("filesrc", "decodebin", "videoconvert", encoder.split()[0], payloader.split()[0])
+    missing = [name for name in elements if Gst.ElementFactory.find(name) is None]
     if missing:
         print(f"MISSING GStreamer elements: {', '.join(missing)}", file=sys.stderr, flush=True)
         return 3
     location = args.file.replace('"', '\\"')
-    if not _can_encode(Gst, location):
+    if not _can_encode(Gst, location, encoder):
         return 3
-    # key-int-max: a keyframe every 0.5 s, so a (re)connecting client can decode within half a second.
     launch = (f'( filesrc location="{location}" ! decodebin ! videoconvert ! video/x-raw,format=I420 ! '
-              "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=12 bitrate=2000 ! "
-              "rtph264pay name=pay0 pt=96 config-interval=1 )")
+              f"{encoder} ! {payloader} )")
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))

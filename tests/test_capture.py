@@ -343,11 +343,12 @@ def _free_port() -> int:
 class RtspServer:
     """tests/rtsp_server.py in a subprocess; ``start()`` returns once it listens, or raises."""
 
-    def __init__(self, port: int, log: Path):
-        self.port, self.log, self.proc = port, log, None
+    def __init__(self, port: int, log: Path, codec: str = "h264"):
+        self.port, self.log, self.codec, self.proc = port, log, codec, None
 
     def start(self, timeout: float = 15.0) -> None:
-        cmd = [GST_PYTHON, str(REPO / "tests" / "rtsp_server.py"), "--port", str(self.port), "--file", str(DEMO)]
+        cmd = [GST_PYTHON, str(REPO / "tests" / "rtsp_server.py"), "--port", str(self.port), "--file", str(DEMO),
+               "--codec", self.codec]
         with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
         lines: queue.Queue[str] = queue.Queue()
@@ -373,11 +374,12 @@ class RtspServer:
             self.proc.wait(5)
 
 
-@pytest.fixture
-def rtsp_server(tmp_path):
+def serve_rtsp(tmp_path: Path, codec: str = "h264") -> RtspServer:
+    """A started RtspServer streaming the demo clip (kill it when done), or skip the test when
+    GStreamer or one of its elements is absent."""
     if not Path(GST_PYTHON).exists():
         pytest.skip(f"RTSP server needs {GST_PYTHON} with GStreamer bindings (see tests/rtsp_server.py)")
-    server = RtspServer(_free_port(), tmp_path / "rtsp_server.log")
+    server = RtspServer(_free_port(), tmp_path / "rtsp_server.log", codec)
     try:
         server.start()
     except RuntimeError as e:
@@ -386,6 +388,12 @@ def rtsp_server(tmp_path):
         pytest.skip(f"{e} -- install: apt-get install -y --no-install-recommends python3-gi "
                     "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
                     "gstreamer1.0-plugins-ugly gstreamer1.0-libav")
+    return server
+
+
+@pytest.fixture
+def rtsp_server(tmp_path):
+    server = serve_rtsp(tmp_path)
     yield server
     server.kill()
 

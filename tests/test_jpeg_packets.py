@@ -1,7 +1,7 @@
 """MJPEG files and streams decoded by libjpeg-turbo from FFmpeg's packets (engine.capture.jpeg_packets):
 the same frames and timestamps as FFmpeg's own decoding, a bad packet skipped, a first packet that is
-not a whole frame sends the source back to FFmpeg, and an MJPEG IP camera (HTTP multipart, a real
-server on 127.0.0.1) is read the same way."""
+not a whole frame sends the source back to FFmpeg, and an MJPEG IP camera (HTTP multipart and RTSP,
+real servers on 127.0.0.1) is read the same way."""
 from __future__ import annotations
 
 import http.server
@@ -147,3 +147,25 @@ def test_mjpeg_ip_camera_stream_is_read_from_packets(demo_frames):
     for got, jpeg in zip(frames, jpegs, strict=True):  # exactly what libjpeg-turbo makes of each JPEG sent
         np.testing.assert_array_equal(got, cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
 
+
+def test_mjpeg_rtsp_camera_is_read_from_packets(tmp_path):
+    """RTP/JPEG, as an IP camera's MJPEG mode streams it (GStreamer's RTSP server): FFmpeg rebuilds each
+    frame's JPEG from the RTP packets, libjpeg-turbo decodes it; the same pictures as FFmpeg's own decoding."""
+    from tests.test_capture import serve_rtsp
+
+    server = serve_rtsp(tmp_path, "mjpeg")
+    try:
+        spec = parse_source(f"rtsp://127.0.0.1:{server.port}/demo")
+        firsts = {}
+        for packets in (True, False):  # each client gets the clip from its start
+            reader = open_reader(spec, 5.0, 5.0, jpeg_packets=packets)
+            try:
+                assert (reader.packets is not None) == packets
+                firsts[packets] = [reader.read()[0] for _ in range(5)]
+            finally:
+                reader.release()
+    finally:
+        server.kill()
+    for a in firsts[True]:  # each matches one of FFmpeg's (a frame lost in transit must not shift the pairs)
+        assert a.shape == (528, 720, 3)
+        assert min(np.abs(a.astype(np.int16) - b).mean() for b in firsts[False]) < 2.0
