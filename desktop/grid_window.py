@@ -44,8 +44,8 @@ class GridWindow(QMainWindow):
 
     ``recognizer_factory``: builds the shared real-time recognizer (called on a pool thread).
     ``gallery_path``: the gallery to identify against and enrol into (created if missing);
-    ``capture_config``: default ``CaptureConfig(realtime=True)`` (files play at their own rate,
-    like cameras)."""
+    ``capture_config``: default ``CaptureConfig(realtime=True, decode_on_demand=False)`` (files
+    play at their own rate, like cameras; every frame is shown, so decoded in full on its capture thread)."""
 
     def __init__(self, sources: list, gallery_path: str | Path | None,
                  recognizer_factory: Callable[[], object], capture_config: CaptureConfig | None = None,
@@ -55,7 +55,7 @@ class GridWindow(QMainWindow):
         self.sources = [dataclasses.replace(s, name=n) for s, n in zip(settings, unique_names(settings), strict=True)]
         self.names = [s.name for s in self.sources]
         self.gallery_path = Path(gallery_path) if gallery_path else None
-        self.capture_config = capture_config or CaptureConfig(realtime=True)
+        self.capture_config = capture_config or CaptureConfig(realtime=True, decode_on_demand=False)
         self.gallery = None
         self.runner: MultiSource | None = None
         self.last_error: str | None = None

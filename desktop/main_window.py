@@ -19,6 +19,7 @@ from desktop.gallery_file import GalleryFileMixin
 from desktop.live_view import LiveView
 from desktop.source_bar import SourceBar, build_actions
 from desktop.worker import Controller
+from engine.capture import CaptureConfig
 from engine.gallery.errors import GalleryError
 from engine.live import LiveSession, realtime_recognizer
 from engine.util.rate import RateMeter
@@ -47,6 +48,8 @@ class MainWindow(GalleryFileMixin, QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("facescope")
         self.resize(1100, 700)
+        # every frame is shown: decoded in full on the capture thread (CaptureConfig.decode_on_demand)
+        capture_config = capture_config or CaptureConfig(realtime=True, decode_on_demand=False)
         self.session = session or LiveSession(gallery_path, recognizer, recognizer_factory, capture_config,
                                               pipeline_config)
         self.latest = None  # newest FrameResult shown

@@ -181,7 +181,8 @@ def open_window(gallery_path: str | None = None):
     if gallery_path is None:
         tmp = tempfile.TemporaryDirectory(prefix="facescope-probe-")
         gallery_path = str(Path(tmp.name) / "gallery.db")
-    return app, MainWindow(gallery_path=gallery_path, capture_config=CaptureConfig(realtime=True, loop=True)), tmp
+    config = CaptureConfig(realtime=True, loop=True, decode_on_demand=False)  # the window shows every frame
+    return app, MainWindow(gallery_path=gallery_path, capture_config=config), tmp
 
 
 def start_engine(app, win, with_panels: bool = True) -> None:

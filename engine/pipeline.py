@@ -123,35 +123,35 @@ class Pipeline:
         can then go through ONE embedder call (:mod:`engine.multi`) before each :meth:`finish`.
         Calls on one Pipeline must alternate begin/finish (it holds one source's tracker state)."""
         timer = StageTimer(STAGES[1:-1])  # capture_wait is measured by the caller, total here
-        image = frame.image
-        rec = self.recognizer
+        shape = frame.shape  # frame.image is read only where pixels are needed: an MJPEG packet
+        rec = self.recognizer  # is then decoded (engine.capture.jpeg_packets), inside that stage's time
         # Motion and vote clocks run on media time for files (tracking must not depend on how
         # fast this machine processes them), on capture time for live sources.
         clock = frame.pts_s if frame.pts_s is not None else frame.timestamp
         with timer("detect"):  # skipped when nothing changed: the tracker predicts (engine.track.gating)
-            detected = self.gate.decide(image, clock, self.tracker, self._waiting())
-            faces = rec.detect(image) if detected else None
+            detected = self.gate.decide(frame, clock, self.tracker, self._waiting())
+            faces = rec.detect(frame.image) if detected else None
         if self.face_filter is not None and detected:  # per-source region of interest / minimum size, before tracking
-            faces = self.face_filter(faces, image.shape[:2])
+            faces = self.face_filter(faces, shape)
         with timer("track"):  # tracking, quality and the re-embedding policy
             if self._last_clock is not None and clock < self._last_clock:
                 self.reset()  # a looping file restarted: a new pass is a new scene for the tracker
             self._last_clock = clock
             if detected:
-                faces = self.tracker.update(faces, clock, image)
+                faces = self.tracker.update(faces, clock, frame.image)
                 if self.refiner is not None:  # the detected faces' templates, for the frames skipped next
-                    self.refiner.remember(self.gate.grey, image.shape[:2], self.tracker)
+                    self.refiner.remember(self.gate.grey, shape, self.tracker)
             else:
                 self.tracker.advance(clock)
                 if self.refiner is not None:  # followed by template matching: predictions corrected
-                    self.gate.followed(*self.refiner.correct(self.gate.grey, image.shape[:2], self.tracker))
+                    self.gate.followed(*self.refiner.correct(self.gate.grey, shape, self.tracker))
                 faces = self.tracker.shown()
             self._forget_dead_tracks()
         if self.config.landmarks_every_frame and rec.landmarker is not None and len(faces):
             with timer("landmarks"):
-                faces = rec.locate(image, faces)
+                faces = rec.locate(frame.image, faces)
         with timer("track"):
-            quality = face_quality(faces, image.shape)
+            quality = face_quality(faces, shape)
             if len(faces) and detected:  # a predicted box is not embedded: it waits for a detection
                 tids = faces.track_ids
                 need = self.policy.select(faces, quality, clock, self.book.decided(tids), self.book.named(tids))
@@ -168,13 +168,13 @@ class Pipeline:
             sub = faces.select(idx)
             with timer("landmarks"):
                 if sub.landmarks is None:
-                    sub = rec.locate(image, sub)  # alignment points, pose and sharpness of these faces
-                    q = face_quality(sub, image.shape)
+                    sub = rec.locate(frame.image, sub)  # alignment points, pose and sharpness of these faces
+                    q = face_quality(sub, shape)
                 else:
                     q = quality[idx]
             with timer("align"):
-                x = rec.embedder.align(image, sub.keypoints)
-                crops = rec.embedder.aligned_crops(image, sub.keypoints)  # ~0.05 ms a face: kept for enrolment
+                x = rec.embedder.align(frame.image, sub.keypoints)
+                crops = rec.embedder.aligned_crops(frame.image, sub.keypoints)  # ~0.05 ms a face: kept for enrolment
         return PendingFrame(frame, capture_wait_ms, timer, clock, faces, quality, idx, sub, q, x, crops, self._epoch)
 
     def finish(self, pending: PendingFrame, embeddings: np.ndarray | None) -> FrameResult:

@@ -29,6 +29,22 @@ def session_model_cache(tmp_path_factory):
     mp.undo()
 
 
+DEMO_MJPEG_FRAMES = 40
+
+
+@pytest.fixture(scope="session")
+def demo_frames() -> list:
+    """Frames 50-89 of the shipped demo video (faces in them), (528, 720, 3) uint8 BGR: the pictures
+    the MJPEG tests encode (tests/test_jpeg_packets.py, tests/test_decode_on_demand.py)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(REPO / "resources" / "demo" / "megamind.avi"))
+    frames = [cap.read()[1] for _ in range(50 + DEMO_MJPEG_FRAMES)][50:]
+    cap.release()
+    assert all(f is not None for f in frames)
+    return frames
+
+
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
     return shared_path("data", "lfw")

@@ -16,19 +16,10 @@ import pytest
 from engine.capture import Capture, CaptureConfig
 from engine.capture.reader import open_reader
 from engine.capture.source import parse_source
+from tests.conftest import DEMO_MJPEG_FRAMES as N
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "demo" / "megamind.avi"
-N = 40
-
-
-@pytest.fixture(scope="module")
-def demo_frames() -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(DEMO))
-    frames = [cap.read()[1] for _ in range(50 + N)][50:]  # frames with faces in them
-    cap.release()
-    assert all(f is not None for f in frames)
-    return frames
 
 
 def _mjpeg_avi(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:

@@ -294,10 +294,10 @@ def test_run_cli_two_sources_writes_per_source_events(clips, gallery_file, tmp_p
 
 def test_bench_several_sources_reports_per_source(clips, tmp_path):
     out = tmp_path / "bench.json"
-    r = facescope("bench", "--source", clips[0].path, "--source", clips[1].path, "--json", out)
+    r = facescope("bench", "--source", clips[0].path, "--source", clips[1].path, "--decode", "full", "--json", out)
     res = json.loads(out.read_text())
     assert set(res["sources"]) == {clips[0].path.name, clips[1].path.name}
-    assert res["paced"] is True and res["cores_total"] > 0
+    assert res["paced"] is True and res["cores_total"] > 0 and res["decode"] == "full"  # every frame decoded in full
     for s in res["sources"].values():
         assert s["frames"] > 0 and s["fps"] > 0 and s["e2e_p95_ms"] >= s["e2e_p50_ms"] > 0
         assert s["ident_accuracy"] is not None and s["id_switches"] is not None  # scored against SOURCE.json
@@ -323,9 +323,9 @@ def test_engine_thread_and_per_source_detector_size(clips, recognizer, monkeypat
 
     decoders: list[int] = []
 
-    def spy(spec, open_s, read_s, webcam, decode_threads, jpeg_packets):  # the real reader; its decoder threads
+    def spy(spec, open_s, read_s, webcam, decode_threads, *rest):  # the real reader; its decoder threads
         decoders.append(decode_threads)  # noted (that they reach FFmpeg: tests/test_capture.py)
-        return open_reader(spec, open_s, read_s, webcam, decode_threads, jpeg_packets)
+        return open_reader(spec, open_s, read_s, webcam, decode_threads, *rest)
 
     monkeypatch.setattr(capture_mod, "open_reader", spy)
     src = str(clips[0].path)

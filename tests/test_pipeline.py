@@ -115,7 +115,7 @@ def test_bench_pipeline_with_baseline(synthetic_clip, tmp_path):
         assert key in r, key
     assert r["faces_per_frame"] >= 4 and r["embeddings_per_frame"] < r["faces_per_frame"]
     assert set(r["stages"]) >= {"detect", "track", "align", "embed", "match", "total"}
-    assert r["ident_accuracy"] is not None and "ratio" in out
+    assert r["ident_accuracy"] is not None and "ratio" in out and r["decode"] == "on-demand"  # the default
     # the engine thread's CPU split by the gate's verdict: no model runs on a skipped frame
     split = r["engine_thread_cpu_ms"]
     assert split["detected_frames"] + split["skipped_frames"] == r["frames"] and split["skipped_frames"] > 0

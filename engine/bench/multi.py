@@ -112,17 +112,19 @@ def _warm_up(recognizer: Recognizer, gallery_index, source: str) -> None:
 
 def bench_multi(recognizer: Recognizer, sources: list[str | Path], gallery_index=None,
                 truths: list[dict | None] | None = None, frames: int = 0, config: PipelineConfig | None = None,
-                names: list[str] | None = None, paced: bool = True) -> dict:
+                names: list[str] | None = None, paced: bool = True, on_demand: bool = True) -> dict:
     """Run ``sources`` together, paced like cameras; one JSON-able dict (module docstring).
     ``paced=False`` reads the files as fast as the engine takes them (every frame, none dropped:
-    accuracy and CPU per frame free of how busy the machine is, but no camera-like latency)."""
+    accuracy and CPU per frame free of how busy the machine is, but no camera-like latency).
+    ``on_demand``: MJPEG frames decoded in full only where a stage needs them (``--decode``)."""
     from engine.bench.timing_metrics import FrameLog, truth_metrics
 
     truths = truths or [None] * len(sources)
     names = names or [None] * len(sources)
     settings = [SourceSettings(str(s), n) for s, n in zip(sources, names, strict=True)]
     _warm_up(recognizer, gallery_index, str(sources[0]))
-    runner = MultiSource(recognizer, settings, gallery_index, config, CaptureConfig(realtime=paced), frames or None)
+    capture = CaptureConfig(realtime=paced, decode_on_demand=on_demand)
+    runner = MultiSource(recognizer, settings, gallery_index, config, capture, frames or None)
     names = runner.names
     display = {runner.spec(n).display: n for n in names}
     truth_of = dict(zip(names, truths, strict=True))
@@ -200,7 +202,8 @@ def bench_multi(recognizer: Recognizer, sources: list[str | Path], gallery_index
         }
     runtime = getattr(getattr(recognizer, "config", None), "runtime", None)
     return {
-        "sources": per, "paced": paced, "wall_s": wall, "cpu_s": total_cpu,
+        "sources": per, "paced": paced, "decode": "on-demand" if on_demand else "full", "wall_s": wall,
+        "cpu_s": total_cpu,
         "cores_total": total_cpu / wall if wall > 0 else None,
         "engine_cores": engine_cpu / wall if wall > 0 else None,
         "bench_scoring_cpu_s": score_cpu, "rounds": runner.rounds_done, "embed_calls": runner.embed_calls,

@@ -111,16 +111,18 @@ class Scorer:
 
 
 def run_ours(recognizer: Recognizer, gallery_index, source: str, frames: int, truth: dict | None,
-             realtime: bool = False, config: PipelineConfig | None = None, log: FrameLog | None = None) -> dict:
+             realtime: bool = False, config: PipelineConfig | None = None, log: FrameLog | None = None,
+             on_demand: bool = True) -> dict:
     """One pass of the pipeline over the file: as fast as possible (every frame, for FPS and
     stage costs) or paced at the file's native rate like a camera (for end-to-end latency:
-    in the fast pass a decoded frame waits for the busy pipeline, which no camera does)."""
+    in the fast pass a decoded frame waits for the busy pipeline, which no camera does).
+    ``on_demand``: ``CaptureConfig.decode_on_demand`` (MJPEG frames decoded in full only where needed)."""
     pipeline = Pipeline(recognizer, gallery_index, config)
     scorer = Scorer(truth)
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     e2e, faces_n, emb_n = [], [], []
     split = FrameCpu()
-    with Capture(parse_source(source), CaptureConfig(realtime=realtime)) as capture:
+    with Capture(parse_source(source), CaptureConfig(realtime=realtime, decode_on_demand=on_demand)) as capture:
         capture.start()
         t0 = cpu = None
         for r in pipeline.run(capture, max_frames=frames or None):
@@ -209,19 +211,23 @@ def run_opencv_zoo(recognizer: Recognizer, gallery_index, source: str, frames: i
 
 def bench_pipeline(recognizer: Recognizer, source: str | Path, frames: int = 0, gallery_index=None,
                    truth: dict | None = None, baseline: str | None = None, latency_pass: bool = True,
-                   config: PipelineConfig | None = None) -> dict:
+                   config: PipelineConfig | None = None, on_demand: bool = True) -> dict:
     """Run ours (and the baseline) and return one JSON-able dict (see module docstring).
+    ``on_demand``: MJPEG frames decoded in full only where a stage needs them (``--decode``).
 
     ``fps``, ``stages``, accuracy: the fast pass. ``e2e_p50_ms``/``e2e_p95_ms``: the paced
     (camera-like) pass when ``latency_pass``, else the fast pass; both are kept
     (``fast_e2e_*``, ``realtime_*``) so the difference is visible.
     """
     log, base_log = FrameLog(), FrameLog()  # per-frame boxes and names: time-to-first-name, missed faces
-    result = run_ours(recognizer, gallery_index, str(source), frames, truth, config=config, log=log)
-    out = {"source": str(source), **result, "fast_e2e_p50_ms": result["e2e_p50_ms"],
+    result = run_ours(recognizer, gallery_index, str(source), frames, truth, config=config, log=log,
+                      on_demand=on_demand)
+    out = {"source": str(source), **result, "decode": "on-demand" if on_demand else "full",
+           "fast_e2e_p50_ms": result["e2e_p50_ms"],
            "fast_e2e_p95_ms": result["e2e_p95_ms"], "latency_pass": "fast"}
     if latency_pass:
-        paced = run_ours(recognizer, gallery_index, str(source), frames, None, realtime=True, config=config)
+        paced = run_ours(recognizer, gallery_index, str(source), frames, None, realtime=True, config=config,
+                         on_demand=on_demand)
         out.update({f"realtime_{k}": paced[k] for k in ("cpu_ms_per_frame", "cores_used", "detect_fraction")})
         out.update({"e2e_p50_ms": paced["e2e_p50_ms"], "e2e_p95_ms": paced["e2e_p95_ms"],
                     "realtime_fps": paced["fps"], "realtime_dropped": paced["dropped"], "latency_pass": "realtime"})

@@ -206,7 +206,8 @@ class Capture:
         self._io = io = IoThread(f"facescope-capture-io[{spec.display}]")
         try:
             reader = io.open(lambda: open_reader(spec, cfg.open_timeout_s, cfg.read_timeout_s, cfg.webcam,
-                                                 cfg.decode_threads, cfg.jpeg_packets),
+                                                 cfg.decode_threads, cfg.jpeg_packets,
+                                                 cfg.decode_on_demand),
                              cfg.open_timeout_s, self._stop)
         except Hung:
             raise _SessionError(f"cannot open {spec.display}: no answer within {cfg.open_timeout_s:g} s",

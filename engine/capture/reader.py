@@ -17,13 +17,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from engine.capture.jpeg_packets import JpegPackets, is_mjpeg
+from engine.capture.jpeg_packets import JpegImage, JpegPackets, is_mjpeg
 from engine.capture.source import SourceError, SourceSpec, list_images, parse_source, redact
 from engine.errors import ImageError
 from engine.imageio import read_image
 
 log = logging.getLogger(__name__)
-RawFrame = tuple[np.ndarray, "float | None", float]  # image (H,W,3) uint8 BGR, pts_s, perf_counter at read
+# image (H,W,3) uint8 BGR or an MJPEG packet decoded on demand, pts_s, perf_counter at read
+RawFrame = tuple["np.ndarray | JpegImage", "float | None", float]
 
 
 class SourceReader:
@@ -51,10 +52,13 @@ class CvReader(SourceReader):
 
     def read(self) -> RawFrame | None:
         if self.packets is not None:
-            image = self.packets.read()
-            ok = image is not None
-        else:
-            ok, image = self._cap.read()
+            packet = self.packets.read()
+            t = time.perf_counter()
+            if packet is None:
+                return None
+            # decoded on demand: the packet travels in the Frame; else its BGR picture
+            return packet if packet.preview is not None else packet.image, self._pts() if self._file else None, t
+        ok, image = self._cap.read()
         t = time.perf_counter()
         if not ok or image is None or image.size == 0:
             return None
@@ -96,13 +100,14 @@ class FolderReader(SourceReader):
 
 
 def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, webcam=None,
-                decode_threads: int = 0, jpeg_packets: bool = True) -> SourceReader:
+                decode_threads: int = 0, jpeg_packets: bool = True, on_demand: bool = False) -> SourceReader:
     """Open ``spec``; blocks as long as the backend does (bounded by FFmpeg timeouts for URLs
     only). Raises SourceError saying why it failed. Prefer :func:`open_capture` (bounded).
     ``webcam``: :class:`~engine.capture.webcams.WebcamSettings` for a webcam (mode, format, backend);
     ``decode_threads``: decoder threads of a file or URL (0: the backend's choice; see
     :class:`~engine.capture.config.CaptureConfig`); ``jpeg_packets``: an MJPEG file or URL is
-    decoded by libjpeg-turbo from FFmpeg's packets (:mod:`engine.capture.jpeg_packets`)."""
+    decoded by libjpeg-turbo from FFmpeg's packets (:mod:`engine.capture.jpeg_packets`), to full
+    frames only when a stage reads them when ``on_demand``."""
     if spec.kind == "folder":
         try:
             return FolderReader(spec)
@@ -120,7 +125,7 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float, 
         return reader
     cap = _open_video(spec, open_timeout_s, read_timeout_s, decode_threads)
     if jpeg_packets and is_mjpeg(cap):
-        packets = JpegPackets(cap)
+        packets = JpegPackets(cap, on_demand)
         if packets.start():
             return CvReader(cap, spec, packets)
         # not JPEG packets of the stream's size: the capture read one in raw mode, start again

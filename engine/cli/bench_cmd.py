@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from engine.cli.common import add_model_args, add_threshold_arg, write_json
-from engine.cli.gate_args import add_gate_args, gate_config
+from engine.cli.gate_args import add_gate_args, decode_on_demand, gate_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -199,7 +199,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         with gallery:
             result = bench_pipeline(rec, source, args.frames, gallery.index, truth, args.baseline,
                                     latency_pass=not args.no_latency_pass,
-                                    config=PipelineConfig(gate=gate_config(args)))
+                                    config=PipelineConfig(gate=gate_config(args)), on_demand=decode_on_demand(args))
     _print_pipeline(result)
     write_json(args.json, result)
     return 0

@@ -16,7 +16,7 @@ def run_multi_bench(args: argparse.Namespace, fill_gallery) -> int:
     from engine.bench.multi import bench_multi, format_multi
     from engine.cli.common import build_tracking_recognizer, write_json
     from engine.cli.enroll_cmd import open_gallery
-    from engine.cli.gate_args import gate_config
+    from engine.cli.gate_args import decode_on_demand, gate_config
     from engine.errors import FacescopeError
     from engine.multi import multi_pipeline_config
 
@@ -53,7 +53,8 @@ def run_multi_bench(args: argparse.Namespace, fill_gallery) -> int:
                                      "relative to the folder synth-clip ran in: run the benchmark from there)")
         with gallery:
             result = bench_multi(rec, sources, gallery.index, truths, args.frames,
-                                 multi_pipeline_config(gate=gate_config(args)), paced=not args.no_latency_pass)
+                                 multi_pipeline_config(gate=gate_config(args)), paced=not args.no_latency_pass,
+                                 on_demand=decode_on_demand(args))
     print(format_multi(result))
     write_json(args.json, result)
     return 0

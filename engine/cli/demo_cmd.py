@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 enrol_from_manifest(rec, gallery, DEMO_MANIFEST)
             else:
                 enrol_first_face(rec, gallery, spec, args.name)
-        with Capture(spec, CaptureConfig(realtime=False)) as capture:
+        with Capture(spec, CaptureConfig(realtime=False, decode_on_demand=False)) as capture:  # every frame drawn
             capture.start()
             results = Pipeline(rec, gallery.index).run(capture, max_frames=args.frames or None)
             for r in tqdm(results, desc="demo", unit="frame", total=args.frames or None):

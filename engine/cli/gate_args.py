@@ -1,4 +1,4 @@
-"""``--gate`` / ``--detect-every`` / ``--detect-every-s``: detector gating for the real-time commands."""
+"""``--gate`` / ``--detect-every`` / ``--detect-every-s`` / ``--decode``: detector gating for the real-time commands."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ import argparse
 from engine.track.gating import GATE_MODES, GateConfig
 
 _DEFAULT = GateConfig()
+DECODE_MODES = ("on-demand", "full")
 
 
 def add_gate_args(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,15 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-follow", dest="follow", action="store_false",
                    help="adaptive: do not follow tracked faces by template matching on skipped frames (their "
                         "boxes are then the motion model's predictions; poorly predicted faces are detected sooner)")
+    g.add_argument("--decode", choices=DECODE_MODES, default="on-demand",
+                   help="MJPEG files and streams: on-demand (default) decodes each frame to a small grey preview "
+                        "for the gate and to full size only when a stage needs its pixels (a detected frame); full "
+                        "decodes every frame at once on its capture thread (the behaviour before; --out implies it)")
+
+
+def decode_on_demand(args: argparse.Namespace) -> bool:
+    """``CaptureConfig.decode_on_demand`` of ``--decode`` (full where every frame is drawn: ``--out``)."""
+    return args.decode == "on-demand" and not getattr(args, "out", None)
 
 
 def gate_config(args: argparse.Namespace) -> GateConfig:

@@ -6,7 +6,7 @@ import time
 from contextlib import ExitStack
 
 from engine.cli.common import add_model_args, add_threshold_arg, build_tracking_recognizer, say_error
-from engine.cli.gate_args import add_gate_args, gate_config
+from engine.cli.gate_args import add_gate_args, decode_on_demand, gate_config
 from engine.cli.run_multi import add_source_args, is_multi, run_multi, webcam_settings
 from engine.errors import FacescopeError
 from engine.events_out.cli import add_event_args, open_publisher
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with ExitStack() as stack:
         gallery = stack.enter_context(open_gallery(args.gallery, rec.embedder, create=False)) if args.gallery else None
-        ccfg = CaptureConfig(realtime=args.realtime, webcam=webcam_settings(args))
+        ccfg = CaptureConfig(realtime=args.realtime, webcam=webcam_settings(args),
+                             decode_on_demand=decode_on_demand(args))
         capture = stack.enter_context(Capture(spec, ccfg))
         events = stack.enter_context(open_events_file(args.events)) if args.events else None
         publisher = stack.enter_context(open_publisher(args, spec.display))  # MQTT / webhooks, off this thread

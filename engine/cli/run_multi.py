@@ -77,7 +77,7 @@ def run_multi(args: argparse.Namespace) -> int:
     from engine.capture import CaptureConfig
     from engine.cli.common import build_tracking_recognizer, open_events_file, say_error
     from engine.cli.enroll_cmd import open_gallery
-    from engine.cli.gate_args import gate_config
+    from engine.cli.gate_args import decode_on_demand, gate_config
     from engine.draw import draw_faces
     from engine.events_out.cli import open_publisher
     from engine.events_out.payload import source_slug
@@ -99,8 +99,9 @@ def run_multi(args: argparse.Namespace) -> int:
         gallery = stack.enter_context(open_gallery(args.gallery, rec.embedder, create=False)) if args.gallery else None
         pconfig = multi_pipeline_config(landmarks_every_frame=bool(args.draw_landmarks and rec.landmarker is not None),
                                  gate=gate_config(args))
-        runner = stack.enter_context(MultiSource(rec, settings, gallery.index if gallery else None, pconfig,
-                                                 CaptureConfig(realtime=args.realtime), args.frames or None,
+        ccfg = CaptureConfig(realtime=args.realtime, decode_on_demand=decode_on_demand(args))
+        runner = stack.enter_context(MultiSource(rec, settings, gallery.index if gallery else None, pconfig, ccfg,
+                                                 args.frames or None,
                                                  on_state=_say_state))
         events = stack.enter_context(open_events_file(args.events)) if args.events else None
         publisher = stack.enter_context(open_publisher(args, None))  # each event names its own source
