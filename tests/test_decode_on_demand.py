@@ -132,3 +132,16 @@ def test_a_packet_that_fails_its_full_decoding_is_shown_from_its_preview(caplog)
         got = Frame(image, 0, 0.0).image
     assert got.shape == (720, 1280, 3) and (got == 77).all() and not got.flags.writeable
     assert "did not decode in full" in caplog.text
+
+
+@pytest.mark.parametrize(("argv", "on_demand"), [([], True), (["--decode", "full"], False),
+                                                 (["--out", "x.avi"], False), (["--gate", "every-frame"], False)])
+def test_decode_option_gives_full_frames_where_every_frame_is_decoded_anyway(argv, on_demand):
+    import argparse
+
+    from engine.cli.gate_args import add_gate_args, decode_on_demand
+
+    parser = argparse.ArgumentParser()
+    add_gate_args(parser)
+    parser.add_argument("--out")
+    assert decode_on_demand(parser.parse_args(argv)) is on_demand

@@ -25,12 +25,12 @@ frames never need their full picture. With the detector gated (:mod:`engine.trac
 four frames in five are only compared with the last detected one, on a grey picture 144 px high.
 libjpeg-turbo decodes a JPEG at 1/2, 1/4 or 1/8 of its size in the DCT domain (the Huffman
 decoding of every coefficient stays, the inverse transforms and colour conversion shrink): a
-1280x720 frame decodes in 0.8 ms to 320x180 grey against 2.1 ms to full BGR here. So each packet
+1280x720 frame decodes in 0.7 ms to 320x180 grey against 1.9 ms to full BGR here. So each packet
 is decoded on the capture thread to that small grey :attr:`JpegImage.preview` only (which also
 tells a corrupt packet from a good one), and to full BGR the first time a stage asks for
 :attr:`Frame.image <engine.capture.Frame.image>` (a detected frame, an aligned face, a drawn one).
 A consumer that needs every frame's pixels (the GUI shows each one) asks for ``on_demand=False``:
-the preview would then cost 0.8 ms a frame on top of the full decode.
+the preview would then cost 0.7 ms a frame on top of the full decode.
 """
 from __future__ import annotations
 

@@ -31,8 +31,9 @@ def add_gate_args(p: argparse.ArgumentParser) -> None:
 
 
 def decode_on_demand(args: argparse.Namespace) -> bool:
-    """``CaptureConfig.decode_on_demand`` of ``--decode`` (full where every frame is drawn: ``--out``)."""
-    return args.decode == "on-demand" and not getattr(args, "out", None)
+    """``CaptureConfig.decode_on_demand`` of ``--decode``: full where every frame is decoded anyway
+    (drawn with ``--out``, detected with ``--gate every-frame``: a preview would only add to it)."""
+    return args.decode == "on-demand" and not getattr(args, "out", None) and args.gate != "every-frame"
 
 
 def gate_config(args: argparse.Namespace) -> GateConfig:
