@@ -102,7 +102,12 @@ class JpegImage:
 def preview_scale(shape: tuple[int, int]) -> int:
     """The DCT scale 1/s of a preview of a (H, W) frame: the largest s of 8, 4, 2, 1 that keeps it
     ``PREVIEW_MIN_HEIGHT`` px high (720p: 4 -> 180 px, 1080p: 4 -> 270, 2160p: 8 -> 270)."""
-    return next((s for s in (8, 4, 2) if -(-shape[0] // s) >= PREVIEW_MIN_HEIGHT), 1)
+    return next((s for s in (8, 4, 2) if preview_shape(shape, s)[0] >= PREVIEW_MIN_HEIGHT), 1)
+
+
+def preview_shape(shape: tuple[int, int], scale: int) -> tuple[int, int]:
+    """(h, w) of a (H, W) JPEG decoded at 1/``scale``: libjpeg rounds up (ceil(H/s), ceil(W/s))."""
+    return -(-shape[0] // scale), -(-shape[1] // scale)
 
 
 class JpegPackets:
@@ -163,8 +168,7 @@ class JpegPackets:
         preview = self._preview(packet)
         if preview is None:
             return None
-        s, (h, w) = self._scale, self.shape
-        if preview.shape != (-(-h // s), -(-w // s)):  # another frame size: learn it from a full decode
+        if preview.shape != preview_shape(self.shape, self._scale):  # another frame size: learn it from a full decode
             image = _decode(packet)
             if image is None:
                 return None
